@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// The `xguard` command.
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { XGuardError } from '../errors.js';
+import { PACKAGE_ROOT } from '../native.js';
+import { systemInfo } from '../system-info.js';
+import { CLASSIFY_USAGE, runClassify } from './classify.js';
+
+const USAGE = `usage: xguard <command> [options]
+
+commands:
+  classify [text]   judge a request (or a request and a response) and print its risk
+  info              print the llama.cpp build's CPU features and backends
+  version           print the package version
+
+Run \`xguard classify --help\` for the classify options.`;
+
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'classify':
+      return runClassify(rest);
+    case 'info': {
+      const info = systemInfo();
+      console.log(`xguard-node ${packageVersion()}`);
+      console.log(`llama.cpp: ${info.system}`);
+      console.log(`GPU offload: ${info.supportsGpuOffload ? 'available' : 'not available'}; mmap: ${info.supportsMmap ? 'yes' : 'no'}`);
+      return 0;
+    }
+    case 'version':
+    case '--version':
+      console.log(packageVersion());
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`xguard: unknown command ${JSON.stringify(command)}.\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof XGuardError) {
+    console.error(`xguard: ${error.message} (${error.code})`);
+  } else if (error instanceof Error && (error as Error & { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    console.error(`xguard: ${error.message}\n\n${CLASSIFY_USAGE}`);
+  } else {
+    console.error(error);
+  }
+  process.exitCode = 1;
+}

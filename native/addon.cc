@@ -1,0 +1,48 @@
+// Module entry: initializes the llama.cpp backend once per process and exports the API.
+#include <napi.h>
+
+#include <mutex>
+
+#include "context.h"
+#include "log.h"
+#include "model.h"
+
+namespace xguard {
+namespace {
+
+std::once_flag g_backend_once;
+
+// systemInfo(): { llamaCpp: string, system: string, maxDevices: number }
+Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("system", llama_print_system_info());
+  result.Set("maxDevices", static_cast<double>(llama_max_devices()));
+  result.Set("supportsMmap", llama_supports_mmap());
+  result.Set("supportsGpuOffload", llama_supports_gpu_offload());
+  return result;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  std::call_once(g_backend_once, [] {
+    InstallLogHook();
+    llama_backend_init();
+  });
+  env.AddCleanupHook([] { ReleaseLogger(); });
+
+  exports.Set("Model", Model::Init(env));
+  exports.Set("Context", Context::Init(env));
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("setLogger", Napi::Function::New(env, SetLogger, "setLogger"));
+  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace xguard
+
+static Napi::Object InitXGuard(Napi::Env env, Napi::Object exports) {
+  return xguard::Init(env, exports);
+}
+
+NODE_API_MODULE(xguard, InitXGuard)

@@ -1,0 +1,80 @@
+// The JS `Context` class: a llama_context owned by one worker thread that runs evaluation
+// requests in order. JS only queues requests and reads finished results; the worker thread
+// never touches a JS value.
+#pragma once
+
+#include <napi.h>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "evaluate.h"
+#include "handles.h"
+
+namespace xguard {
+
+struct ContextOptions {
+  uint32_t n_ctx = 4096;
+  uint32_t n_batch = 512;
+  int32_t n_threads = 0;  // 0: the number of hardware threads
+  int flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;
+};
+
+// One queued or running evaluation. The deferred promise is touched only on the JS thread.
+struct Job {
+  uint64_t id = 0;
+  EvaluateRequest request;
+  Napi::Promise::Deferred deferred;
+  bool closed = false;  // rejected because the context was disposed, not by its caller
+
+  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+class Context : public Napi::ObjectWrap<Context> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  // Creates the llama_context on a worker thread and resolves with a JS Context.
+  static Napi::Value CreateAsync(Napi::Env env, SharedModel model, Napi::Value model_object, Napi::Object options);
+
+  explicit Context(const Napi::CallbackInfo& info);
+  ~Context() override;
+
+ private:
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  Napi::Value Abort(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  void WorkerLoop();
+  // Runs on the JS thread when a job finishes.
+  void Settle(Napi::Env env, std::shared_ptr<Job> job);
+  void OnWorkerExit(Napi::Env env);
+  void HoldLoop(Napi::Env env);
+  void ReleaseLoop(Napi::Env env);
+  void JobStarted(Napi::Env env);
+  void JobSettled(Napi::Env env);
+  void StopWorker();
+
+  std::unique_ptr<Evaluator> evaluator_;
+  ContextOptions options_;
+  int32_t n_vocab_ = 0;
+  Napi::ObjectReference model_object_;  // keeps the JS model alive while this context lives
+
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::shared_ptr<Job> running_;
+  bool closing_ = false;
+
+  Napi::ThreadSafeFunction to_js_;
+  bool to_js_released_ = false;
+  uint32_t loop_holds_ = 0;  // JS thread only: pending jobs, plus one while a dispose is running
+  bool disposed_ = false;   // JS thread only
+  std::unique_ptr<Napi::Promise::Deferred> dispose_deferred_;
+};
+
+}  // namespace xguard
