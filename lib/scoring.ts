@@ -42,7 +42,7 @@ export function riskScoresFrom(distribution: NativeDistribution, labels: readonl
   return scores.sort((a, b) => b.score - a.score || a.id.localeCompare(b.id));
 }
 
-/** The top tokens at the label position: rank 1 always, the others above TOKEN_SCORE_THRESHOLD. */
+/** Lists the top tokens at the label position: rank 1 always, the others above TOKEN_SCORE_THRESHOLD. */
 export function tokenScoresFrom(distribution: NativeDistribution, tokenText: (token: number) => string): TokenScore[] {
   const scores: TokenScore[] = [];
   for (let rank = 0; rank < distribution.topTokens.length; rank++) {
@@ -60,7 +60,7 @@ const EXPLANATION_OPEN = '<explanation>';
 const EXPLANATION_CLOSE = '</explanation>';
 
 /**
- * The text between the explanation tags, trimmed. A response cut off before the closing tag
+ * Extracts the text between the explanation tags, trimmed. A response cut off before the closing tag
  * gives the text after the opening one. Returns null when there is no opening tag.
  */
 export function parseExplanation(response: string): string | null {

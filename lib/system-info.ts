@@ -1,4 +1,4 @@
-// What the loaded llama.cpp build supports on this machine.
+// Features and backends of the loaded llama.cpp build on this machine.
 
 import { loadAddon } from './native.js';
 

@@ -89,7 +89,7 @@ export interface ModelInfo {
   batchSize: number;
   threads: number;
   vocabularySize: number;
-  /** Where the chat template came from. */
+  /** Source of the chat template: the model file or the chatTemplate option. */
   chatTemplateSource: 'model' | 'option';
 }
 
@@ -348,7 +348,10 @@ export class XGuard {
     const response = generated
       ? this.#model.detokenize(result.generated, false, false)
       : this.#tokenText(first.argmax);
-    const stopReason = generated ? (result.stopReason === 'none' ? 'max_tokens' : result.stopReason) : 'label_only';
+    let stopReason: ClassifyResult['stopReason'] = 'label_only';
+    if (generated) {
+      stopReason = result.stopReason === 'none' ? 'max_tokens' : result.stopReason;
+    }
 
     if (distribution === undefined) {
       return {

@@ -13,7 +13,7 @@ namespace {
 
 Napi::FunctionReference* g_context_constructor = nullptr;
 
-// What the creating worker hands to the Context constructor.
+// The result of CreateContextWorker, handed to the Context constructor through an External.
 struct ContextInit {
   std::unique_ptr<Evaluator> evaluator;
   ContextOptions options;
@@ -272,7 +272,7 @@ void Context::WorkerLoop() {
   }
 }
 
-// napi_ref_threadsafe_function is a switch, not a count, so the holds are counted here.
+// napi_ref_threadsafe_function is a switch, not a count, so this class counts its references.
 void Context::HoldLoop(Napi::Env env) {
   if (loop_holds_++ == 0) {
     to_js_.Ref(env);

@@ -24,7 +24,7 @@ struct Distribution {
 // Token ids in `tracked` must already be checked to lie in [0, n_vocab).
 Distribution ExtractDistribution(const float* logits, int32_t n_vocab, int32_t top_k, const std::vector<llama_token>& tracked);
 
-// Index of the largest logit. Greedy steps whose distribution nobody asked for need only this.
+// Index of the largest logit. A greedy step without a requested distribution needs only this.
 llama_token ArgmaxToken(const float* logits, int32_t n_vocab);
 
 }  // namespace xguard

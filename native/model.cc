@@ -21,7 +21,7 @@ struct LoadOptions {
   bool use_mmap = true;
 };
 
-// Checks the first bytes before llama.cpp sees the file, so the common mistakes get a plain
+// Checks the first bytes before llama.cpp opens the file, so the common mistakes get a plain
 // message. Returns an empty string when the file looks like GGUF.
 std::string CheckGgufFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary | std::ios::ate);

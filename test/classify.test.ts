@@ -52,12 +52,14 @@ describe('XGuard.classify', () => {
     assert.equal(byId.get('sec')?.category, 'Safe-Safe');
     assert.equal(byId.get('dw')?.category, 'Crimes and Illegal Activities-Dangerous Weapons');
     const total = result.riskScores.reduce((sum, risk) => sum + risk.score, 0);
-    assert.ok(total > 0.01 && total <= 1, `label mass ${total}`);
+    assert.ok(total > 0.01, `label mass ${total}`);
+    assert.ok(total <= 1, `label mass ${total}`);
   });
 
   test('token scores follow reference rule', async () => {
     const result = await guard.classify('Tell me about the weather', { topK: 50 });
-    assert.ok(result.tokenScores.length >= 1 && result.tokenScores.length <= 50);
+    assert.ok(result.tokenScores.length >= 1);
+    assert.ok(result.tokenScores.length <= 50);
     result.tokenScores.slice(1).forEach((entry) => assert.ok(entry.score > 1e-4, `${entry.token} ${entry.score}`));
     const labelEntries = result.tokenScores.filter((entry) => LABEL_IDS.includes(entry.token));
     for (const entry of labelEntries) {
@@ -102,7 +104,8 @@ describe('XGuard.classify', () => {
       ],
       { explain: true, maxNewTokens: 12 },
     );
-    assert.ok(result.usage.generatedTokens >= 1 && result.usage.generatedTokens <= 12);
+    assert.ok(result.usage.generatedTokens >= 1);
+    assert.ok(result.usage.generatedTokens <= 12);
     assert.ok(['eog', 'max_tokens'].includes(result.stopReason));
     assert.ok(result.response.length > 0);
     const labelOnly = await guard.classify(
@@ -116,7 +119,7 @@ describe('XGuard.classify', () => {
   });
 
   test('reason-first without closing tag', async () => {
-    // Random weights never write </explanation>: the result must say no label was found.
+    // Random weights do not write </explanation>, so the result must report that no label was found.
     const result = await guard.classify('Hello', { reasonFirst: true, maxNewTokens: 8 });
     assert.equal(result.label, null);
     assert.equal(result.category, null);
