@@ -136,7 +136,7 @@ export async function ensureLlamaSource(log = (line) => console.log(`xguard: ${l
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   try {
     const dir = await ensureLlamaSource();
-    console.log(`llama.cpp source ready at ${dir}`);
+    console.log(`xguard: llama.cpp source ready at ${dir}`);
   } catch (error) {
     console.error(error instanceof FetchError ? `xguard: ${error.message}` : error);
     process.exit(1);
