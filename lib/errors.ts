@@ -13,6 +13,8 @@ export type XGuardErrorCode =
   | 'ERR_CONTEXT_OVERFLOW'
   | 'ERR_DECODE'
   | 'ERR_CLOSED'
+  | 'ERR_QUEUE_FULL'
+  | 'ERR_TIMEOUT'
   | 'ERR_ABORTED';
 
 export class XGuardError extends Error {

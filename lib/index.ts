@@ -2,13 +2,16 @@
 
 export { XGuard } from './xguard.js';
 export type {
+  ClassifyDecision,
   ClassifyInput,
   ClassifyResult,
+  ClassifyStreamEvent,
   ClassifyUsage,
   FormattedPrompt,
+  GuardStats,
   ModelInfo,
   PromptOptions,
-} from './xguard.js';
+} from './types.js';
 export type { ClassifyOptions, FlashAttention, LoadOptions } from './options.js';
 export type { ChatMessage, ChatRole } from './conversation.js';
 export type { RiskScore, TokenScore } from './scoring.js';

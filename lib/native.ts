@@ -41,7 +41,14 @@ export interface NativeContextOptions {
   threads?: number;
   /** -1 auto, 0 off, 1 on, as llama.cpp's flash_attn_type. */
   flashAttention?: number;
+  parallel?: number;
+  prefixCacheEntries?: number;
+  prefixCacheCells?: number;
 }
+
+export type NativeStreamEvent =
+  | { type: 'first'; distribution: NativeDistribution }
+  | { type: 'token'; token: number };
 
 export interface NativeEvaluateRequest {
   tokens: Int32Array;
@@ -52,6 +59,8 @@ export interface NativeEvaluateRequest {
   stopTokens?: Int32Array;
   reference?: boolean;
   id?: number;
+  /** Called on the JS thread with the first distribution and each generated token. */
+  onEvent?: (event: NativeStreamEvent) => void;
 }
 
 export interface NativeDistribution {
@@ -70,17 +79,37 @@ export interface NativeEvaluateResult {
   reusedTokens: number;
   decodedTokens: number;
   stopReason: 'none' | 'eog' | 'stop_token' | 'max_tokens' | 'context_full';
+  queueMs: number;
   promptMs: number;
   generateMs: number;
+  /** The most requests that shared one llama_decode call with this one. */
+  batchPeak: number;
+}
+
+export interface NativePrefixCacheInfo {
+  hits: number;
+  misses: number;
+  evictions: number;
+  entries: number;
+  /** KV cells held by kept prompts, estimated from their shared prefixes. */
+  cells: number;
+  reusedTokens: number;
+  cellBudget: number;
+  maxEntries: number;
 }
 
 export interface NativeContextInfo {
   contextSize: number;
   batchSize: number;
   threads: number;
+  parallel: number;
   queued: number;
-  running: boolean;
+  active: number;
+  steps: number;
+  decodedTokens: number;
+  completed: number;
   disposed: boolean;
+  prefixCache: NativePrefixCacheInfo;
 }
 
 export interface NativeContext {

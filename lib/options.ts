@@ -22,6 +22,14 @@ export interface LoadOptions {
   chatTemplate?: string;
   /** Called with the load progress, from 0 to 1. */
   onProgress?: (fraction: number) => void;
+  /** Requests decoded together in one batch at most. Default: 8. */
+  parallel?: number;
+  /** Requests waiting for a place at most; more are rejected with ERR_QUEUE_FULL. Default: 1024. */
+  maxQueue?: number;
+  /** Finished prompts kept in the KV cache for reuse at most. Default: 32. */
+  prefixCacheEntries?: number;
+  /** KV cells the kept prompts may hold beyond what running requests share. Default: half of contextSize. */
+  prefixCacheCells?: number;
 }
 
 export interface ClassifyOptions {
@@ -37,6 +45,8 @@ export interface ClassifyOptions {
   topK?: number;
   /** Aborts the request: a queued one is dropped, a running one stops at its next decode step. */
   signal?: AbortSignal;
+  /** Rejects the request with ERR_TIMEOUT after this many milliseconds, queue time included. */
+  timeoutMs?: number;
 }
 
 export const DEFAULT_TOP_K = 10;
@@ -67,8 +77,10 @@ function checkBoolean(name: string, value: unknown): boolean | undefined {
 
 const LOAD_OPTION_NAMES = new Set([
   'contextSize', 'batchSize', 'threads', 'gpuLayers', 'useMmap', 'flashAttention', 'chatTemplate', 'onProgress',
+  'parallel', 'maxQueue', 'prefixCacheEntries', 'prefixCacheCells',
 ]);
-const CLASSIFY_OPTION_NAMES = new Set(['policy', 'reasonFirst', 'explain', 'maxNewTokens', 'topK', 'signal']);
+const CLASSIFY_OPTION_NAMES = new Set(['policy', 'reasonFirst', 'explain', 'maxNewTokens', 'topK', 'signal', 'timeoutMs']);
+export const DEFAULT_MAX_QUEUE = 1024;
 
 function checkKnownNames(kind: string, options: object, known: Set<string>): void {
   for (const name of Object.keys(options)) {
@@ -100,6 +112,10 @@ export function checkLoadOptions(input: unknown): LoadOptions & { flashAttention
   checkInteger('threads', options.threads, 1, 1024);
   checkInteger('gpuLayers', options.gpuLayers, -1, 100000);
   checkBoolean('useMmap', options.useMmap);
+  checkInteger('parallel', options.parallel, 1, 64);
+  checkInteger('maxQueue', options.maxQueue, 0, 1 << 30);
+  checkInteger('prefixCacheEntries', options.prefixCacheEntries, 0, 128);
+  checkInteger('prefixCacheCells', options.prefixCacheCells, 0, 1 << 20);
   if (options.chatTemplate !== undefined && (typeof options.chatTemplate !== 'string' || options.chatTemplate.trim() === '')) {
     throw new XGuardError(
       'ERR_INVALID_OPTION',
@@ -127,6 +143,7 @@ export interface CheckedClassifyOptions {
   maxNewTokens: number;
   topK: number;
   signal: AbortSignal | undefined;
+  timeoutMs: number | undefined;
 }
 
 export function checkClassifyOptions(input: unknown): CheckedClassifyOptions {
@@ -143,6 +160,7 @@ export function checkClassifyOptions(input: unknown): CheckedClassifyOptions {
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new XGuardError('ERR_INVALID_OPTION', `Invalid signal ${describeValue(signal)}: expected an AbortSignal.`);
   }
+  const timeoutMs = checkInteger('timeoutMs', options.timeoutMs, 1, 2 ** 31 - 1);
   const defaultTokens = reasonFirst ? DEFAULT_REASON_FIRST_TOKENS : DEFAULT_EXPLAIN_TOKENS;
   return {
     policy: options.policy,
@@ -151,5 +169,6 @@ export function checkClassifyOptions(input: unknown): CheckedClassifyOptions {
     maxNewTokens: maxNewTokens ?? defaultTokens,
     topK,
     signal,
+    timeoutMs,
   };
 }

@@ -1,17 +1,27 @@
 // The public guard: loads an XGuard GGUF model, renders the prompt, and reads the risk label
 // and its scores from the first generated position.
 
-import { normalizeInput, type ChatMessage } from './conversation.js';
+import { normalizeInput } from './conversation.js';
 import { XGuardError, describeValue } from './errors.js';
 import {
   loadAddon,
   wrapNativeError,
   type NativeContext,
+  type NativeDistribution,
+  type NativeEvaluateRequest,
   type NativeEvaluateResult,
   type NativeModel,
   type NativeModelMetadata,
+  type NativeStreamEvent,
 } from './native.js';
-import { checkClassifyOptions, checkLoadOptions, type ClassifyOptions, type LoadOptions } from './options.js';
+import {
+  DEFAULT_MAX_QUEUE,
+  checkClassifyOptions,
+  checkLoadOptions,
+  type CheckedClassifyOptions,
+  type ClassifyOptions,
+  type LoadOptions,
+} from './options.js';
 import { parsePolicy } from './policy.js';
 import { tokenizePrompt, type AddedToken, type TokenizerBackend } from './prompt-tokens.js';
 import { RISK_CATEGORIES, buildLabelMap } from './risk-map.js';
@@ -21,82 +31,37 @@ import {
   riskScoresFrom,
   tokenScoresFrom,
   type LabelToken,
-  type RiskScore,
-  type TokenScore,
 } from './scoring.js';
-import { ChatTemplate, type LiteralSpan } from './template.js';
+import { streamClassification } from './stream.js';
+import { ChatTemplate } from './template.js';
+import type {
+  ClassifyDecision,
+  ClassifyInput,
+  ClassifyResult,
+  ClassifyStreamEvent,
+  ClassifyUsage,
+  FormattedPrompt,
+  GuardStats,
+  ModelInfo,
+  PromptOptions,
+} from './types.js';
 
-export type ClassifyInput = string | ChatMessage[];
-
-export interface PromptOptions {
-  policy?: string;
-  reasonFirst?: boolean;
-}
-
-export interface FormattedPrompt {
-  /** The rendered chat template. */
-  text: string;
-  /** Token ids as the model reads them: template specials parsed, caller text literal. */
-  tokens: Int32Array;
-  /** Character ranges of `text` that came from the caller (message contents, policy). */
-  literalSpans: LiteralSpan[];
-}
-
-export interface ClassifyUsage {
-  promptTokens: number;
-  /** Prompt tokens whose KV cache entries were reused from the previous request. */
-  reusedTokens: number;
-  /** Tokens passed through llama_decode: the prompt suffix plus generated tokens. */
-  decodedTokens: number;
-  generatedTokens: number;
-  promptMs: number;
-  generateMs: number;
-  totalMs: number;
-}
-
-export interface ClassifyResult {
-  /**
-   * The label id the model chose (`sec`, `dw`, a policy letter, ...), read from the label
-   * position. Null when a reason-first response ended before a label appeared.
-   */
-  label: string | null;
-  /** "Dimension-Category" for a built-in id, the policy's name for an added one; null for a token that is no label. */
-  category: string | null;
-  /** Probability of the chosen label token. */
-  score: number | null;
-  /** Every label id (built-in and policy) with its probability, highest first. Empty when no label was found. */
-  riskScores: RiskScore[];
-  /** Top tokens at the label position: rank 1, and the others above 1e-4. */
-  tokenScores: TokenScore[];
-  /** Generated text, special tokens removed. Just the label token when nothing was generated. */
-  response: string;
-  /** Text inside the `<explanation>` tags, or null when the response has none. */
-  explanation: string | null;
-  /** Why generation stopped: 'label_only' when only the label position was decoded. */
-  stopReason: 'label_only' | 'eog' | 'stop_token' | 'max_tokens' | 'context_full';
-  usage: ClassifyUsage;
-}
-
-export interface ModelInfo {
-  path: string;
-  architecture: string;
-  name: string;
-  description: string;
-  parameterCount: number;
-  sizeBytes: number;
-  trainContextLength: number;
-  contextSize: number;
-  batchSize: number;
-  threads: number;
-  vocabularySize: number;
-  /** Source of the chat template: the model file or the chatTemplate option. */
-  chatTemplateSource: 'model' | 'option';
-}
 
 /** The label tokens of a policy, resolved once per distinct policy text. */
 interface PolicyLabels {
   labels: LabelToken[];
   tracked: Int32Array;
+}
+
+/** A request checked, rendered and tokenized, ready for the scheduler. */
+export interface PreparedRequest {
+  checked: CheckedClassifyOptions;
+  labels: LabelToken[];
+  tracked: Int32Array;
+  prompt: FormattedPrompt;
+  /** Whether tokens are generated past the label position. */
+  generate: boolean;
+  started: number;
 }
 
 const MAX_POLICY_CACHE = 64;
@@ -111,11 +76,14 @@ export class XGuard {
   readonly #backend: TokenizerBackend;
   readonly #pieceCache = new Map<number, string>();
   readonly #policyCache = new Map<string, PolicyLabels>();
+  readonly #maxQueue: number;
   #nextRequestId = 1;
+  #pending = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  private constructor(model: NativeModel, context: NativeContext, template: ChatTemplate, info: ModelInfo) {
+  private constructor(model: NativeModel, context: NativeContext, template: ChatTemplate, info: ModelInfo, maxQueue: number) {
+    this.#maxQueue = maxQueue;
     this.#model = model;
     this.#context = context;
     this.#template = template;
@@ -163,6 +131,9 @@ export class XGuard {
       if (checked.contextSize !== undefined) contextOptions.contextSize = checked.contextSize;
       if (checked.batchSize !== undefined) contextOptions.batchSize = checked.batchSize;
       if (checked.threads !== undefined) contextOptions.threads = checked.threads;
+      if (checked.parallel !== undefined) contextOptions.parallel = checked.parallel;
+      if (checked.prefixCacheEntries !== undefined) contextOptions.prefixCacheEntries = checked.prefixCacheEntries;
+      if (checked.prefixCacheCells !== undefined) contextOptions.prefixCacheCells = checked.prefixCacheCells;
       context = await model.createContext(contextOptions);
 
       const contextInfo = context.info();
@@ -177,10 +148,11 @@ export class XGuard {
         contextSize: contextInfo.contextSize,
         batchSize: contextInfo.batchSize,
         threads: contextInfo.threads,
+        parallel: contextInfo.parallel,
         vocabularySize: metadata.vocabularySize,
         chatTemplateSource: checked.chatTemplate === undefined ? 'model' : 'option',
       };
-      const guard = new XGuard(model, context, template, info);
+      const guard = new XGuard(model, context, template, info, checked.maxQueue ?? DEFAULT_MAX_QUEUE);
       // Resolving the built-in label tokens now makes a model without them fail at load.
       guard.#labelsFor(undefined);
       return guard;
@@ -216,44 +188,110 @@ export class XGuard {
    * is decoded.
    */
   async classify(input: ClassifyInput, options: ClassifyOptions = {}): Promise<ClassifyResult> {
+    const prepared = await this.#prepare(input, options);
+    const result = await this.#submit(prepared, undefined);
+    return this.#buildResult(result, prepared);
+  }
+
+  /**
+   * Classifies like classify() and reports progress as it happens: a `decision` event as soon
+   * as the label position is decoded, `text` events with the generated text in pieces, and a
+   * final `done` event with the whole result. With `reasonFirst` the label follows the
+   * explanation, so the decision comes after the text. Ending the iteration early aborts the
+   * request.
+   */
+  classifyStream(input: ClassifyInput, options: ClassifyOptions = {}): AsyncIterableIterator<ClassifyStreamEvent> {
+    return streamClassification({
+      prepare: () => this.#prepare(input, options),
+      submit: (prepared, onEvent) => this.#submit(prepared, onEvent),
+      decide: (distribution, prepared) => this.#decision(distribution, prepared.labels),
+      finish: (result, prepared) => this.#buildResult(result, prepared),
+      detokenize: (tokens) => this.#model.detokenize(tokens, false, false),
+    });
+  }
+
+  /** Counters of the scheduler and the prefix cache. */
+  stats(): GuardStats {
+    const info = this.#context.info();
+    return {
+      pending: this.#pending,
+      queued: info.queued,
+      active: info.active,
+      completed: info.completed,
+      steps: info.steps,
+      decodedTokens: info.decodedTokens,
+      prefixCache: { ...info.prefixCache },
+    };
+  }
+
+  /** Checks the input and options, renders and tokenizes the prompt. */
+  async #prepare(input: ClassifyInput, options: ClassifyOptions): Promise<PreparedRequest> {
     const started = performance.now();
     this.#assertOpen();
     const checked = checkClassifyOptions(options);
     if (checked.signal?.aborted) {
       throw new XGuardError('ERR_ABORTED', 'The request was aborted before it started.', { cause: checked.signal.reason });
     }
-
     const { labels, tracked } = this.#labelsFor(checked.policy);
     const prompt = await this.formatPrompt(input, { policy: checked.policy, reasonFirst: checked.reasonFirst });
-    const generate = checked.explain || checked.reasonFirst;
+    return { checked, labels, tracked, prompt, generate: checked.explain || checked.reasonFirst, started };
+  }
+
+  /** Queues the request in the native scheduler, with the queue limit, abort signal and timeout applied. */
+  async #submit(prepared: PreparedRequest, onEvent: ((event: NativeStreamEvent) => void) | undefined): Promise<NativeEvaluateResult> {
+    const { checked } = prepared;
+    this.#assertOpen();
+    if (checked.signal?.aborted) {
+      throw new XGuardError('ERR_ABORTED', 'The request was aborted.', { cause: checked.signal.reason });
+    }
+    if (this.#pending >= this.#maxQueue + this.#info.parallel) {
+      throw new XGuardError(
+        'ERR_QUEUE_FULL',
+        `The guard already has ${this.#pending} requests in progress (maxQueue ${this.#maxQueue} plus parallel ${this.#info.parallel}). Retry later or raise maxQueue.`,
+      );
+    }
 
     const id = this.#nextRequestId++;
+    let timedOut = false;
     const onAbort = (): void => {
       this.#context.abort(id);
     };
     checked.signal?.addEventListener('abort', onAbort, { once: true });
+    const timer =
+      checked.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            this.#context.abort(id);
+          }, checked.timeoutMs);
 
-    let result: NativeEvaluateResult;
+    this.#pending++;
     try {
-      if (checked.signal?.aborted) {
-        throw new XGuardError('ERR_ABORTED', 'The request was aborted.', { cause: checked.signal.reason });
-      }
-      this.#assertOpen();
-      result = await this.#context.evaluate({
+      const request: NativeEvaluateRequest = {
         id,
-        tokens: prompt.tokens,
+        tokens: prepared.prompt.tokens,
         topK: checked.topK,
-        tracked,
-        maxNewTokens: generate ? checked.maxNewTokens : 0,
+        tracked: prepared.tracked,
+        maxNewTokens: prepared.generate ? checked.maxNewTokens : 0,
         allSteps: checked.reasonFirst,
-      });
+      };
+      if (onEvent !== undefined) {
+        request.onEvent = onEvent;
+      }
+      return await this.#context.evaluate(request);
     } catch (error) {
-      throw wrapNativeError(error);
+      const wrapped = wrapNativeError(error);
+      if (timedOut && wrapped instanceof XGuardError && wrapped.code === 'ERR_ABORTED') {
+        throw new XGuardError('ERR_TIMEOUT', `The request timed out after ${checked.timeoutMs} ms. Raise timeoutMs or reduce the load.`, {
+          cause: error,
+        });
+      }
+      throw wrapped;
     } finally {
+      this.#pending--;
+      clearTimeout(timer);
       checked.signal?.removeEventListener('abort', onAbort);
     }
-
-    return this.#buildResult(result, labels, checked.reasonFirst, generate, started);
   }
 
   /**
@@ -317,56 +355,8 @@ export class XGuard {
     return entry;
   }
 
-  #buildResult(
-    result: NativeEvaluateResult,
-    labels: LabelToken[],
-    reasonFirst: boolean,
-    generated: boolean,
-    started: number,
-  ): ClassifyResult {
-    const usage: ClassifyUsage = {
-      promptTokens: result.promptTokens,
-      reusedTokens: result.reusedTokens,
-      decodedTokens: result.decodedTokens,
-      generatedTokens: result.generated.length,
-      promptMs: result.promptMs,
-      generateMs: result.generateMs,
-      totalMs: performance.now() - started,
-    };
-    const first = result.steps[0];
-    if (first === undefined) {
-      throw new XGuardError('ERR_DECODE', 'The native evaluation returned no distribution for the label position.');
-    }
-
-    // The label position: the first generated token, or after the explanation with reasonFirst.
-    let labelStep = 0;
-    if (reasonFirst) {
-      labelStep = findReasonFirstLabel(result.generated, (token) => this.#tokenText(token));
-    }
-    const distribution = labelStep >= 0 ? result.steps[labelStep] : undefined;
-
-    const response = generated
-      ? this.#model.detokenize(result.generated, false, false)
-      : this.#tokenText(first.argmax);
-    let stopReason: ClassifyResult['stopReason'] = 'label_only';
-    if (generated) {
-      stopReason = result.stopReason === 'none' ? 'max_tokens' : result.stopReason;
-    }
-
-    if (distribution === undefined) {
-      return {
-        label: null,
-        category: null,
-        score: null,
-        riskScores: [],
-        tokenScores: [],
-        response,
-        explanation: parseExplanation(response),
-        stopReason,
-        usage,
-      };
-    }
-
+  /** The label and scores at one distribution. */
+  #decision(distribution: NativeDistribution, labels: LabelToken[]): ClassifyDecision {
     const labelText = this.#tokenText(distribution.argmax).trim();
     const matched = labels.find((label) => label.token === distribution.argmax);
     return {
@@ -375,10 +365,45 @@ export class XGuard {
       score: Math.exp(distribution.topLogprobs[0] ?? Number.NEGATIVE_INFINITY),
       riskScores: riskScoresFrom(distribution, labels),
       tokenScores: tokenScoresFrom(distribution, (token) => this.#tokenText(token)),
-      response,
-      explanation: parseExplanation(response),
-      stopReason,
-      usage,
     };
+  }
+
+  #buildResult(result: NativeEvaluateResult, prepared: PreparedRequest): ClassifyResult {
+    const usage: ClassifyUsage = {
+      promptTokens: result.promptTokens,
+      reusedTokens: result.reusedTokens,
+      decodedTokens: result.decodedTokens,
+      generatedTokens: result.generated.length,
+      queueMs: result.queueMs,
+      promptMs: result.promptMs,
+      generateMs: result.generateMs,
+      totalMs: performance.now() - prepared.started,
+      batchPeak: result.batchPeak,
+    };
+    const first = result.steps[0];
+    if (first === undefined) {
+      throw new XGuardError('ERR_DECODE', 'The native evaluation returned no distribution for the label position.');
+    }
+
+    // The label position: the first generated token, or after the explanation with reasonFirst.
+    let labelStep = 0;
+    if (prepared.checked.reasonFirst) {
+      labelStep = findReasonFirstLabel(result.generated, (token) => this.#tokenText(token));
+    }
+    const distribution = labelStep >= 0 ? result.steps[labelStep] : undefined;
+
+    const response = prepared.generate
+      ? this.#model.detokenize(result.generated, false, false)
+      : this.#tokenText(first.argmax);
+    let stopReason: ClassifyResult['stopReason'] = 'label_only';
+    if (prepared.generate) {
+      stopReason = result.stopReason === 'none' ? 'max_tokens' : result.stopReason;
+    }
+
+    const decision: ClassifyDecision =
+      distribution === undefined
+        ? { label: null, category: null, score: null, riskScores: [], tokenScores: [] }
+        : this.#decision(distribution, prepared.labels);
+    return { ...decision, response, explanation: parseExplanation(response), stopReason, usage };
   }
 }

@@ -15,7 +15,7 @@ Napi::FunctionReference* g_context_constructor = nullptr;
 
 // The result of CreateContextWorker, handed to the Context constructor through an External.
 struct ContextInit {
-  std::unique_ptr<Evaluator> evaluator;
+  std::unique_ptr<Scheduler> scheduler;
   ContextOptions options;
 };
 
@@ -35,10 +35,16 @@ class CreateContextWorker : public Napi::AsyncWorker {
     params.n_ctx = options_.n_ctx;
     params.n_batch = options_.n_batch;
     params.n_ubatch = options_.n_batch;
-    params.n_seq_max = 1;
+    // Request sequences first, then one per prefix cache entry.
+    params.n_seq_max = options_.scheduler.n_slots + options_.scheduler.cache_entries;
+    // A batch has at most one output per request, so the logits buffer needs n_slots rows, not
+    // n_batch (311 MB for a 512-token batch and a 151,936-token vocabulary). llama.cpp asserts
+    // that this bound is at least n_seq_max.
+    params.n_outputs_max = params.n_seq_max;
     params.n_threads = options_.n_threads;
     params.n_threads_batch = options_.n_threads;
     params.flash_attn_type = static_cast<llama_flash_attn_type>(options_.flash_attn);
+    // One KV buffer for all sequences, so llama_memory_seq_cp shares cells instead of copying.
     params.kv_unified = true;
     params.no_perf = true;
 
@@ -56,7 +62,7 @@ class CreateContextWorker : public Napi::AsyncWorker {
     }
     init_ = std::make_unique<ContextInit>();
     init_->options = options_;
-    init_->evaluator = std::make_unique<Evaluator>(model_, ContextPtr(context));
+    init_->scheduler = std::make_unique<Scheduler>(model_, ContextPtr(context), options_.scheduler);
   }
 
   void OnOK() override {
@@ -128,8 +134,10 @@ Napi::Object ResultToJs(Napi::Env env, const EvaluateRequest& request) {
   result.Set("reusedTokens", request.n_reused);
   result.Set("decodedTokens", request.n_decoded);
   result.Set("stopReason", StopReasonName(request.stop_reason));
+  result.Set("queueMs", request.queue_ms);
   result.Set("promptMs", request.prompt_ms);
   result.Set("generateMs", request.generate_ms);
+  result.Set("batchPeak", request.batch_peak);
   return result;
 }
 
@@ -143,6 +151,14 @@ bool ReadBoolOption(Napi::Env env, const Napi::Object& object, const char* key) 
   }
   return value.As<Napi::Boolean>().Value();
 }
+
+// What a streaming request reports before it finishes.
+struct StreamEvent {
+  std::shared_ptr<Job> job;
+  bool first = false;  // the first distribution, or else one generated token
+  Distribution distribution;
+  llama_token token = -1;
+};
 
 }  // namespace
 
@@ -168,6 +184,15 @@ Napi::Value Context::CreateAsync(Napi::Env env, SharedModel model, Napi::Value m
   parsed.n_batch = static_cast<uint32_t>(ReadIntOption(env, options, "batchSize", std::min<int32_t>(512, static_cast<int32_t>(parsed.n_ctx)), 1, static_cast<int32_t>(parsed.n_ctx)));
   parsed.n_threads = ReadIntOption(env, options, "threads", 0, 0, 1024);
   parsed.flash_attn = ReadIntOption(env, options, "flashAttention", LLAMA_FLASH_ATTN_TYPE_AUTO, -1, 1);
+  parsed.scheduler.n_slots = static_cast<uint32_t>(ReadIntOption(env, options, "parallel", 8, 1, 64));
+  parsed.scheduler.cache_entries = static_cast<uint32_t>(ReadIntOption(env, options, "prefixCacheEntries", 32, 0, 128));
+  parsed.scheduler.cache_cells = static_cast<uint32_t>(
+      ReadIntOption(env, options, "prefixCacheCells", static_cast<int32_t>(parsed.n_ctx / 2), 0, static_cast<int32_t>(parsed.n_ctx)));
+  if (parsed.scheduler.n_slots > parsed.n_batch) {
+    ThrowError(env, "ERR_INVALID_OPTION",
+               "parallel (" + std::to_string(parsed.scheduler.n_slots) + ") must not exceed batchSize (" +
+                   std::to_string(parsed.n_batch) + "), because each running request needs a place in every batch");
+  }
   if (parsed.n_threads == 0) {
     parsed.n_threads = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   }
@@ -184,15 +209,16 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
     throw Napi::TypeError::New(env, "Context cannot be constructed directly; use model.createContext()");
   }
   ContextInit* init = info[0].As<Napi::External<ContextInit>>().Data();
-  evaluator_ = std::move(init->evaluator);
+  scheduler_ = std::move(init->scheduler);
   options_ = init->options;
-  options_.n_ctx = evaluator_->n_ctx();
-  options_.n_batch = evaluator_->n_batch();
-  n_vocab_ = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(evaluator_->context())));
+  options_.n_ctx = scheduler_->n_ctx();
+  options_.n_batch = scheduler_->n_batch();
+  n_vocab_ = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(scheduler_->context())));
   model_object_ = Napi::Persistent(info[1].As<Napi::Object>());
+  llama_set_abort_callback(scheduler_->context(), &Context::AbortDecode, this);
 
   to_js_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "xguard.context", 0, 1);
-  // An idle context must not keep the process alive; JobStarted takes a reference while work is pending.
+  // An idle context must not keep the process alive; HoldLoop takes a reference while work is pending.
   to_js_.Unref(env);
 
   thread_ = std::thread([this] { WorkerLoop(); });
@@ -202,6 +228,10 @@ Context::~Context() {
   StopWorker();
 }
 
+bool Context::AbortDecode(void* data) {
+  return static_cast<Context*>(data)->abort_decode_.load();
+}
+
 // Stops the worker without waiting on JS: used when the object is collected or the
 // environment shuts down without dispose().
 void Context::StopWorker() {
@@ -209,10 +239,8 @@ void Context::StopWorker() {
     std::lock_guard<std::mutex> lock(mutex_);
     closing_ = true;
     queue_.clear();
-    if (running_) {
-      running_->request.abort.store(true);
-    }
   }
+  abort_decode_.store(true);
   wake_.notify_all();
   if (thread_.joinable()) {
     thread_.join();
@@ -225,38 +253,32 @@ void Context::StopWorker() {
 
 void Context::WorkerLoop() {
   while (true) {
-    std::shared_ptr<Job> job;
+    std::deque<std::shared_ptr<Job>> submitted;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return closing_ || !queue_.empty(); });
+      wake_.wait(lock, [this] { return closing_ || !queue_.empty() || scheduler_->HasWork(); });
       if (closing_) {
         break;
       }
-      job = queue_.front();
-      queue_.pop_front();
-      running_ = job;
-    }
-
-    evaluator_->Run(job->request);
-
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      running_.reset();
-    }
-    auto* payload = new std::shared_ptr<Job>(std::move(job));
-    napi_status status = to_js_.BlockingCall(payload, [this](Napi::Env env, Napi::Function, std::shared_ptr<Job>* done) {
-      if (env != nullptr) {
-        Settle(env, *done);
+      submitted.swap(queue_);
+      for (const auto& job : submitted) {
+        in_scheduler_[job->key] = job;
       }
-      delete done;
-    });
-    if (status != napi_ok) {
-      delete payload;
     }
+    for (auto& job : submitted) {
+      EvaluateRequest* request = &job->request;
+      scheduler_->Submit(std::move(job), request);
+    }
+
+    scheduler_->Step(*this);
+
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_ = scheduler_->stats();
   }
 
-  // The llama_context is freed here, off the JS thread.
-  evaluator_.reset();
+  // Requests still in the scheduler end here; the llama_context is freed off the JS thread.
+  scheduler_->FailAll(*this, "ERR_CLOSED", "the guard was closed before the request finished");
+  scheduler_.reset();
 
   bool notify_js = false;
   {
@@ -269,6 +291,60 @@ void Context::WorkerLoop() {
         OnWorkerExit(env);
       }
     });
+  }
+}
+
+void Context::OnFirstDistribution(const std::shared_ptr<void>& owner, EvaluateRequest* request) {
+  auto* event = new StreamEvent{std::static_pointer_cast<Job>(owner), true, request->steps.front(), -1};
+  napi_status status = to_js_.BlockingCall(event, [](Napi::Env env, Napi::Function, StreamEvent* data) {
+    std::unique_ptr<StreamEvent> event(data);
+    if (env == nullptr || event->job->on_event.IsEmpty()) {
+      return;
+    }
+    Napi::HandleScope scope(env);
+    Napi::Object object = Napi::Object::New(env);
+    object.Set("type", "first");
+    object.Set("distribution", DistributionToJs(env, event->distribution));
+    event->job->on_event.Call({object});
+  });
+  if (status != napi_ok) {
+    delete event;
+  }
+}
+
+void Context::OnToken(const std::shared_ptr<void>& owner, EvaluateRequest* request) {
+  auto* event = new StreamEvent{std::static_pointer_cast<Job>(owner), false, Distribution(), request->generated.back()};
+  napi_status status = to_js_.BlockingCall(event, [](Napi::Env env, Napi::Function, StreamEvent* data) {
+    std::unique_ptr<StreamEvent> event(data);
+    if (env == nullptr || event->job->on_event.IsEmpty()) {
+      return;
+    }
+    Napi::HandleScope scope(env);
+    Napi::Object object = Napi::Object::New(env);
+    object.Set("type", "token");
+    object.Set("token", event->token);
+    event->job->on_event.Call({object});
+  });
+  if (status != napi_ok) {
+    delete event;
+  }
+}
+
+void Context::OnFinished(std::shared_ptr<void> owner, EvaluateRequest* /*request*/) {
+  auto job = std::static_pointer_cast<Job>(std::move(owner));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_scheduler_.erase(job->key);
+  }
+  auto* payload = new std::shared_ptr<Job>(std::move(job));
+  napi_status status = to_js_.BlockingCall(payload, [this](Napi::Env env, Napi::Function, std::shared_ptr<Job>* done) {
+    if (env != nullptr) {
+      Settle(env, *done);
+    }
+    delete done;
+  });
+  if (status != napi_ok) {
+    delete payload;
   }
 }
 
@@ -289,14 +365,6 @@ void Context::ReleaseLoop(Napi::Env env) {
   }
 }
 
-void Context::JobStarted(Napi::Env env) {
-  HoldLoop(env);
-}
-
-void Context::JobSettled(Napi::Env env) {
-  ReleaseLoop(env);
-}
-
 void Context::Settle(Napi::Env env, std::shared_ptr<Job> job) {
   Napi::HandleScope scope(env);
   const EvaluateRequest& request = job->request;
@@ -311,7 +379,8 @@ void Context::Settle(Napi::Env env, std::shared_ptr<Job> job) {
       job->deferred.Reject(error.Value());
     }
   }
-  JobSettled(env);
+  job->on_event.Reset();
+  ReleaseLoop(env);
 }
 
 void Context::OnWorkerExit(Napi::Env env) {
@@ -336,7 +405,8 @@ void Context::OnWorkerExit(Napi::Env env) {
 }
 
 // evaluate(request: { tokens: Int32Array, topK?: number, tracked?: Int32Array, maxNewTokens?: number,
-//   allSteps?: boolean, stopTokens?: Int32Array, reference?: boolean, id?: number }): Promise<EvaluateResult>
+//   allSteps?: boolean, stopTokens?: Int32Array, reference?: boolean, id?: number,
+//   onEvent?: (event) => void }): Promise<EvaluateResult>
 Napi::Value Context::Evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto job = std::make_shared<Job>(env);
@@ -368,9 +438,17 @@ Napi::Value Context::Evaluate(const Napi::CallbackInfo& info) {
     if (!object.Get("stopTokens").IsUndefined()) {
       request.stop_tokens = ReadTokenArray(env, object.Get("stopTokens"), n_vocab_, "stopTokens");
     }
-    request.max_new_tokens = ReadIntOption(env, object, "maxNewTokens", 0, 0, static_cast<int32_t>(options_.n_ctx));
+    // Generation also stops when the sequence fills the context, so no tighter bound is needed.
+    request.max_new_tokens = ReadIntOption(env, object, "maxNewTokens", 0, 0, 1 << 24);
     request.all_steps = ReadBoolOption(env, object, "allSteps");
     request.reference = ReadBoolOption(env, object, "reference");
+    Napi::Value on_event = object.Get("onEvent");
+    if (on_event.IsFunction()) {
+      job->on_event = Napi::Persistent(on_event.As<Napi::Function>());
+      request.stream = true;
+    } else if (!on_event.IsUndefined()) {
+      ThrowError(env, "ERR_INVALID_OPTION", "onEvent must be a function");
+    }
     Napi::Value id = object.Get("id");
     if (id.IsNumber()) {
       job->id = static_cast<uint64_t>(id.As<Napi::Number>().Int64Value());
@@ -380,17 +458,18 @@ Napi::Value Context::Evaluate(const Napi::CallbackInfo& info) {
     return promise;
   }
 
-  JobStarted(env);
+  HoldLoop(env);
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    job->key = next_key_++;
     queue_.push_back(job);
   }
   wake_.notify_one();
   return promise;
 }
 
-// abort(id: number): boolean. A queued request is rejected at once; a running one stops at
-// the next decode step. Returns false when no request has that id.
+// abort(id: number): boolean. A request not yet given to the scheduler is rejected at once;
+// one in the scheduler stops before its next decode step. Returns false when no request has that id.
 Napi::Value Context::Abort(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) {
@@ -407,34 +486,57 @@ Napi::Value Context::Abort(const Napi::CallbackInfo& info) {
       removed = *it;
       queue_.erase(it);
       found = true;
-    } else if (running_ && running_->id == id) {
-      running_->request.abort.store(true);
-      found = true;
+    } else {
+      for (auto& [key, job] : in_scheduler_) {
+        if (job->id == id) {
+          job->request.abort.store(true);
+          found = true;
+        }
+      }
     }
   }
+  wake_.notify_one();
   if (removed) {
     removed->deferred.Reject(MakeError(env, "ERR_ABORTED", "the request was aborted").Value());
-    JobSettled(env);
+    removed->on_event.Reset();
+    ReleaseLoop(env);
   }
   return Napi::Boolean::New(env, found);
 }
 
-// info(): { contextSize, batchSize, threads, queued, running, disposed }
+// info(): { contextSize, batchSize, threads, parallel, queued, active, waiting, disposed,
+//   steps, decodedTokens, completed, prefixCache: { hits, misses, evictions, entries, cells, reusedTokens, cellBudget } }
 Napi::Value Context::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("contextSize", options_.n_ctx);
   result.Set("batchSize", options_.n_batch);
   result.Set("threads", options_.n_threads);
-  std::lock_guard<std::mutex> lock(mutex_);
-  result.Set("queued", static_cast<double>(queue_.size()));
-  result.Set("running", running_ != nullptr);
+  result.Set("parallel", options_.scheduler.n_slots);
   result.Set("disposed", disposed_);
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  result.Set("queued", static_cast<double>(queue_.size() + stats_.waiting));
+  result.Set("active", stats_.active);
+  result.Set("steps", static_cast<double>(stats_.steps));
+  result.Set("decodedTokens", static_cast<double>(stats_.decoded_tokens));
+  result.Set("completed", static_cast<double>(stats_.completed));
+
+  Napi::Object cache = Napi::Object::New(env);
+  cache.Set("hits", static_cast<double>(stats_.cache.hits));
+  cache.Set("misses", static_cast<double>(stats_.cache.misses));
+  cache.Set("evictions", static_cast<double>(stats_.cache.evictions));
+  cache.Set("entries", stats_.cache.entries);
+  cache.Set("cells", stats_.cache.cells);
+  cache.Set("reusedTokens", static_cast<double>(stats_.cache.reused_tokens));
+  cache.Set("cellBudget", options_.scheduler.cache_cells);
+  cache.Set("maxEntries", options_.scheduler.cache_entries);
+  result.Set("prefixCache", cache);
   return result;
 }
 
-// dispose(): Promise<void>. Rejects queued requests with ERR_CLOSED, stops the running one at
-// its next step, frees the llama_context on the worker thread, and resolves when it has exited.
+// dispose(): Promise<void>. Rejects queued requests with ERR_CLOSED, stops running ones at the
+// current decode step, frees the llama_context on the worker thread, and resolves when it has exited.
 Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (disposed_) {
@@ -451,12 +553,12 @@ Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> lock(mutex_);
     closing_ = true;
     rejected.swap(queue_);
-    if (running_) {
-      running_->closed = true;
-      running_->request.abort.store(true);
+    for (auto& [key, job] : in_scheduler_) {
+      job->closed = true;
     }
     dispose_deferred_ = std::move(deferred);
   }
+  abort_decode_.store(true);
   // Held until OnWorkerExit, so the process waits for the worker to finish.
   HoldLoop(env);
   wake_.notify_all();
@@ -464,7 +566,8 @@ Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
   for (auto& job : rejected) {
     job->closed = true;
     job->deferred.Reject(MakeError(env, "ERR_CLOSED", "the guard was closed before the request started").Value());
-    JobSettled(env);
+    job->on_event.Reset();
+    ReleaseLoop(env);
   }
   return promise;
 }

@@ -1,18 +1,21 @@
-// The JS `Context` class: a llama_context owned by one worker thread that runs evaluation
-// requests in order. JS only queues requests and reads finished results; the worker thread
-// never touches a JS value.
+// The JS `Context` class: a llama_context owned by one worker thread, which runs the batch
+// scheduler. JS only queues requests and reads finished results; the worker thread never
+// touches a JS value.
 #pragma once
 
 #include <napi.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 
-#include "evaluate.h"
 #include "handles.h"
+#include "request.h"
+#include "scheduler.h"
 
 namespace xguard {
 
@@ -21,19 +24,23 @@ struct ContextOptions {
   uint32_t n_batch = 512;
   int32_t n_threads = 0;  // 0: the number of hardware threads
   int flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;
+  SchedulerOptions scheduler;
 };
 
-// One queued or running evaluation. The deferred promise is touched only on the JS thread.
+// One request from submission to settlement. The deferred promise and the event callback are
+// touched only on the JS thread.
 struct Job {
-  uint64_t id = 0;
+  uint64_t id = 0;   // the caller's id, for abort()
+  uint64_t key = 0;  // unique within the context
   EvaluateRequest request;
   Napi::Promise::Deferred deferred;
+  Napi::FunctionReference on_event;
   bool closed = false;  // rejected because the context was disposed, not by its caller
 
   explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
-class Context : public Napi::ObjectWrap<Context> {
+class Context : public Napi::ObjectWrap<Context>, private SchedulerSink {
  public:
   static Napi::Function Init(Napi::Env env);
   // Creates the llama_context on a worker thread and resolves with a JS Context.
@@ -48,17 +55,21 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
+  // SchedulerSink, on the worker thread.
+  void OnFirstDistribution(const std::shared_ptr<void>& owner, EvaluateRequest* request) override;
+  void OnToken(const std::shared_ptr<void>& owner, EvaluateRequest* request) override;
+  void OnFinished(std::shared_ptr<void> owner, EvaluateRequest* request) override;
+
   void WorkerLoop();
+  static bool AbortDecode(void* data);
   // Runs on the JS thread when a job finishes.
   void Settle(Napi::Env env, std::shared_ptr<Job> job);
   void OnWorkerExit(Napi::Env env);
   void HoldLoop(Napi::Env env);
   void ReleaseLoop(Napi::Env env);
-  void JobStarted(Napi::Env env);
-  void JobSettled(Napi::Env env);
   void StopWorker();
 
-  std::unique_ptr<Evaluator> evaluator_;
+  std::unique_ptr<Scheduler> scheduler_;
   ContextOptions options_;
   int32_t n_vocab_ = 0;
   Napi::ObjectReference model_object_;  // keeps the JS model alive while this context lives
@@ -66,14 +77,17 @@ class Context : public Napi::ObjectWrap<Context> {
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::shared_ptr<Job>> queue_;
-  std::shared_ptr<Job> running_;
+  std::deque<std::shared_ptr<Job>> queue_;                 // submitted, not yet given to the scheduler
+  std::map<uint64_t, std::shared_ptr<Job>> in_scheduler_;  // given to the scheduler, by key
+  uint64_t next_key_ = 1;
+  SchedulerStats stats_;                                   // copied after each step
   bool closing_ = false;
+  std::atomic<bool> abort_decode_{false};
 
   Napi::ThreadSafeFunction to_js_;
   bool to_js_released_ = false;
   uint32_t loop_holds_ = 0;  // JS thread only: pending jobs, plus one while a dispose is running
-  bool disposed_ = false;   // JS thread only
+  bool disposed_ = false;    // JS thread only
   std::unique_ptr<Napi::Promise::Deferred> dispose_deferred_;
 };
 

@@ -8,7 +8,8 @@ import { XGuardError } from '../lib/errors.js';
 import { loadAddon } from '../lib/native.js';
 import { LABEL_IDS, RISK_CATEGORIES } from '../lib/risk-map.js';
 import { TEST_MODEL_CHAT_TEMPLATE } from '../lib/test-model/template.js';
-import { XGuard, type ClassifyResult } from '../lib/xguard.js';
+import type { ClassifyResult } from '../lib/types.js';
+import { XGuard } from '../lib/xguard.js';
 import { assertRejectsWith, loadTiny, tinyModelPath } from './helpers.js';
 
 const POLICY = `- a: Prohibited and Restricted Goods
@@ -322,7 +323,8 @@ describe('XGuard bad input', () => {
   });
 
   test('close rejects pending requests', async () => {
-    const other = await loadTiny();
+    // One request at a time, so the later ones are still queued when close() is called.
+    const other = await loadTiny({ parallel: 1 });
     const running = other.classify('first', { explain: true, maxNewTokens: 2000 });
     const queued = [other.classify('second'), other.classify('third')];
     // Handlers are attached now, because close() rejects the queued requests at once.

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { PACKAGE_ROOT } from '../lib/native.js';
-import type { ClassifyResult } from '../lib/xguard.js';
+import type { ClassifyResult } from '../lib/types.js';
 import { tinyModelPath } from './helpers.js';
 
 function xguard(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {

@@ -32,24 +32,33 @@ export async function assertRejectsWith(promise: Promise<unknown>, code: XGuardE
  * Compares two distributions given as token -> log probability maps: the same top-1, and
  * |delta log p| <= tolerance for every token with p >= minProbability in either.
  */
-export function assertSameDistribution(
-  actual: Map<number, number>,
-  expected: Map<number, number>,
+export function assertSameDistribution<Key>(
+  actual: Map<Key, number>,
+  expected: Map<Key, number>,
   tolerance = 0.03,
   minProbability = 1e-3,
-): void {
-  const top = (map: Map<number, number>): number => [...map.entries()].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+): number {
+  const top = (map: Map<Key, number>): Key => [...map.entries()].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
   assert.equal(top(actual), top(expected), 'top-1 token differs');
 
   let compared = 0;
+  let largest = 0;
   for (const [token, logprob] of expected) {
     const other = actual.get(token);
     if (Math.exp(logprob) < minProbability && (other === undefined || Math.exp(other) < minProbability)) {
       continue;
     }
-    assert.ok(other !== undefined, `token ${token} (p=${Math.exp(logprob)}) missing from the actual distribution`);
-    assert.ok(Math.abs(other - logprob) <= tolerance, `token ${token}: log p ${other} vs ${logprob}, beyond ${tolerance}`);
+    assert.ok(other !== undefined, `token ${String(token)} (p=${Math.exp(logprob)}) missing from the actual distribution`);
+    const delta = Math.abs(other - logprob);
+    assert.ok(delta <= tolerance, `token ${String(token)}: log p ${other} vs ${logprob}, beyond ${tolerance}`);
+    largest = Math.max(largest, delta);
     compared++;
   }
   assert.ok(compared >= 3, `only ${compared} tokens had p >= ${minProbability}: the check is blind`);
+  return largest;
+}
+
+/** The label distribution of a result as label id -> log probability. */
+export function labelLogprobs(result: { riskScores: Array<{ id: string; score: number }> }): Map<string, number> {
+  return new Map(result.riskScores.map((risk) => [risk.id, Math.log(risk.score)]));
 }

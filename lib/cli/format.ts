@@ -1,6 +1,6 @@
 // Plain-text rendering of a classification for the terminal.
 
-import type { ClassifyResult } from '../xguard.js';
+import type { ClassifyResult } from '../types.js';
 
 const TOP_RISKS = 8;
 
