@@ -59,7 +59,7 @@ export interface ClassifyResult extends ClassifyDecision {
   /** Text inside the `<explanation>` tags, or null when the response has none. */
   explanation: string | null;
   /** Why generation stopped: 'label_only' when only the label position was decoded. */
-  stopReason: 'label_only' | 'eog' | 'stop_token' | 'max_tokens' | 'context_full';
+  stopReason: 'label_only' | 'eog' | 'max_tokens' | 'context_full';
   usage: ClassifyUsage;
 }
 

@@ -79,6 +79,7 @@ export class XGuard {
   readonly #maxQueue: number;
   #nextRequestId = 1;
   #pending = 0;
+  #submitTail: Promise<void> = Promise.resolve();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -188,9 +189,19 @@ export class XGuard {
    * is decoded.
    */
   async classify(input: ClassifyInput, options: ClassifyOptions = {}): Promise<ClassifyResult> {
-    const prepared = await this.#prepare(input, options);
-    const result = await this.#submit(prepared, undefined);
-    return this.#buildResult(result, prepared);
+    // Tokenization runs on the libuv thread pool and may finish out of order; the turn keeps
+    // requests entering the native queue in the order of the calls.
+    const turn = this.#reserveTurn();
+    let prepared: PreparedRequest;
+    let pending: Promise<NativeEvaluateResult>;
+    try {
+      prepared = await this.#prepare(input, options);
+      await turn.ready;
+      pending = this.#submit(prepared, undefined);
+    } finally {
+      turn.release();
+    }
+    return this.#buildResult(await pending, prepared);
   }
 
   /**
@@ -201,9 +212,27 @@ export class XGuard {
    * request.
    */
   classifyStream(input: ClassifyInput, options: ClassifyOptions = {}): AsyncIterableIterator<ClassifyStreamEvent> {
+    let turn: { ready: Promise<void>; release: () => void } | undefined;
     return streamClassification({
-      prepare: () => this.#prepare(input, options),
-      submit: (prepared, onEvent) => this.#submit(prepared, onEvent),
+      prepare: async () => {
+        turn = this.#reserveTurn();
+        try {
+          return await this.#prepare(input, options);
+        } catch (error) {
+          turn.release();
+          throw error;
+        }
+      },
+      submit: async (prepared, onEvent) => {
+        let pending: Promise<NativeEvaluateResult>;
+        try {
+          await turn?.ready;
+          pending = this.#submit(prepared, onEvent);
+        } finally {
+          turn?.release();
+        }
+        return pending;
+      },
       decide: (distribution, prepared) => this.#decision(distribution, prepared.labels),
       finish: (result, prepared) => this.#buildResult(result, prepared),
       detokenize: (tokens) => this.#model.detokenize(tokens, false, false),
@@ -306,6 +335,19 @@ export class XGuard {
     return this.#closing;
   }
 
+  /**
+   * Reserves the next place in submission order. `ready` resolves when every earlier request
+   * has entered the native queue; `release` lets the next one in and may be called more than once.
+   */
+  #reserveTurn(): { ready: Promise<void>; release: () => void } {
+    const ready = this.#submitTail;
+    let release!: () => void;
+    this.#submitTail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return { ready, release };
+  }
+
   #assertOpen(): void {
     if (this.#closed) {
       throw new XGuardError('ERR_CLOSED', 'This guard was closed. Load the model again with XGuard.load().');
@@ -397,7 +439,8 @@ export class XGuard {
       : this.#tokenText(first.argmax);
     let stopReason: ClassifyResult['stopReason'] = 'label_only';
     if (prepared.generate) {
-      stopReason = result.stopReason === 'none' ? 'max_tokens' : result.stopReason;
+      // classify() passes no stop tokens, so only these reasons can occur.
+      stopReason = result.stopReason === 'eog' || result.stopReason === 'context_full' ? result.stopReason : 'max_tokens';
     }
 
     const decision: ClassifyDecision =

@@ -1,7 +1,9 @@
 #include "context.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "errors.h"
@@ -12,6 +14,14 @@ namespace xguard {
 namespace {
 
 Napi::FunctionReference* g_context_constructor = nullptr;
+
+// Contexts whose worker thread is running. process.exit() runs the C++ exit handlers without
+// tearing the JS environment down, so the worker could still be inside llama_decode while
+// ggml's globals are destroyed. An exit handler stops every worker first.
+std::mutex g_live_mutex;
+std::set<Context*> g_live_contexts;
+std::atomic<bool> g_exiting{false};
+std::once_flag g_exit_handler_once;
 
 // The result of CreateContextWorker, handed to the Context constructor through an External.
 struct ContextInit {
@@ -162,7 +172,28 @@ struct StreamEvent {
 
 }  // namespace
 
+void Context::StopAllWorkersAtExit() {
+  g_exiting.store(true);
+  std::vector<Context*> live;
+  {
+    std::lock_guard<std::mutex> lock(g_live_mutex);
+    live.assign(g_live_contexts.begin(), g_live_contexts.end());
+  }
+  for (Context* context : live) {
+    {
+      std::lock_guard<std::mutex> lock(context->mutex_);
+      context->closing_ = true;
+    }
+    context->abort_decode_.store(true);
+    context->wake_.notify_all();
+    if (context->thread_.joinable()) {
+      context->thread_.join();
+    }
+  }
+}
+
 Napi::Function Context::Init(Napi::Env env) {
+  std::call_once(g_exit_handler_once, [] { std::atexit(&Context::StopAllWorkersAtExit); });
   Napi::Function constructor = DefineClass(env, "Context", {
       InstanceMethod<&Context::Evaluate>("evaluate"),
       InstanceMethod<&Context::Abort>("abort"),
@@ -221,11 +252,17 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
   // An idle context must not keep the process alive; HoldLoop takes a reference while work is pending.
   to_js_.Unref(env);
 
+  {
+    std::lock_guard<std::mutex> lock(g_live_mutex);
+    g_live_contexts.insert(this);
+  }
   thread_ = std::thread([this] { WorkerLoop(); });
 }
 
 Context::~Context() {
   StopWorker();
+  std::lock_guard<std::mutex> lock(g_live_mutex);
+  g_live_contexts.erase(this);
 }
 
 bool Context::AbortDecode(void* data) {
@@ -283,7 +320,7 @@ void Context::WorkerLoop() {
   bool notify_js = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    notify_js = dispose_deferred_ != nullptr;
+    notify_js = dispose_deferred_ != nullptr && !g_exiting.load();
   }
   if (notify_js) {
     to_js_.BlockingCall([this](Napi::Env env, Napi::Function) {
@@ -295,6 +332,9 @@ void Context::WorkerLoop() {
 }
 
 void Context::OnFirstDistribution(const std::shared_ptr<void>& owner, EvaluateRequest* request) {
+  if (g_exiting.load()) {
+    return;
+  }
   auto* event = new StreamEvent{std::static_pointer_cast<Job>(owner), true, request->steps.front(), -1};
   napi_status status = to_js_.BlockingCall(event, [](Napi::Env env, Napi::Function, StreamEvent* data) {
     std::unique_ptr<StreamEvent> event(data);
@@ -313,6 +353,9 @@ void Context::OnFirstDistribution(const std::shared_ptr<void>& owner, EvaluateRe
 }
 
 void Context::OnToken(const std::shared_ptr<void>& owner, EvaluateRequest* request) {
+  if (g_exiting.load()) {
+    return;
+  }
   auto* event = new StreamEvent{std::static_pointer_cast<Job>(owner), false, Distribution(), request->generated.back()};
   napi_status status = to_js_.BlockingCall(event, [](Napi::Env env, Napi::Function, StreamEvent* data) {
     std::unique_ptr<StreamEvent> event(data);
@@ -335,6 +378,11 @@ void Context::OnFinished(std::shared_ptr<void> owner, EvaluateRequest* /*request
   {
     std::lock_guard<std::mutex> lock(mutex_);
     in_scheduler_.erase(job->key);
+  }
+  if (g_exiting.load()) {
+    // The process is exiting: JS will not run again, so the job is left for the OS to reclaim.
+    new std::shared_ptr<Job>(std::move(job));
+    return;
   }
   auto* payload = new std::shared_ptr<Job>(std::move(job));
   napi_status status = to_js_.BlockingCall(payload, [this](Napi::Env env, Napi::Function, std::shared_ptr<Job>* done) {
@@ -396,6 +444,10 @@ void Context::OnWorkerExit(Napi::Env env) {
   if (!to_js_released_) {
     to_js_.Release();
     to_js_released_ = true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_live_mutex);
+    g_live_contexts.erase(this);
   }
   model_object_.Reset();
   if (deferred) {

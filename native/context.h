@@ -62,6 +62,8 @@ class Context : public Napi::ObjectWrap<Context>, private SchedulerSink {
 
   void WorkerLoop();
   static bool AbortDecode(void* data);
+  // Registered with std::atexit: stops every worker thread before C++ globals are destroyed.
+  static void StopAllWorkersAtExit();
   // Runs on the JS thread when a job finishes.
   void Settle(Napi::Env env, std::shared_ptr<Job> job);
   void OnWorkerExit(Napi::Env env);

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "context.h"
@@ -24,6 +25,10 @@ struct LoadOptions {
 // Checks the first bytes before llama.cpp opens the file, so the common mistakes get a plain
 // message. Returns an empty string when the file looks like GGUF.
 std::string CheckGgufFile(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(std::filesystem::u8path(path), error)) {
+    return "model path " + path + " is a directory; pass the path of a .gguf file";
+  }
   std::ifstream file(path, std::ios::binary | std::ios::ate);
   if (!file.is_open()) {
     return "model file " + path + " was not found or cannot be read; check the path and its permissions";

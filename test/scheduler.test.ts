@@ -157,6 +157,24 @@ describe('batch scheduler', () => {
     }
   });
 
+  test('one slot keeps call order', async () => {
+    const serial = await loadTiny({ parallel: 1 });
+    try {
+      for (let trial = 0; trial < 5; trial++) {
+        const order: string[] = [];
+        // The first input is long, so its tokenization finishes last on the thread pool.
+        await Promise.all([
+          serial.classify('long input '.repeat(300), { explain: true, maxNewTokens: 3 }).then(() => order.push('A')),
+          serial.classify('B').then(() => order.push('B')),
+          serial.classify('C').then(() => order.push('C')),
+        ]);
+        assert.deepEqual(order, ['A', 'B', 'C']);
+      }
+    } finally {
+      await serial.close();
+    }
+  });
+
   test('queue limit rejects with ERR_QUEUE_FULL', async () => {
     const limited = await loadTiny({ parallel: 1, maxQueue: 2 });
     try {

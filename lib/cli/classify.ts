@@ -20,7 +20,8 @@ options:
   --policy <file>         dynamic policy file: "- id: Name" entries with indented criteria
   --reason-first          ask for the explanation first and the label after it
   --explain               generate the explanation after the label
-  --max-new-tokens <n>    maximum generated tokens with --explain or --reason-first
+  --max-new-tokens <n>    maximum generated tokens with --explain (default 256) or
+                          --reason-first (default 512)
   --top-k <n>             top tokens read at the label position (default 10)
   --model <file>          XGuard GGUF model; without it a generated test model with random
                           weights is used, whose labels and scores mean nothing
@@ -100,7 +101,12 @@ export async function runClassify(args: string[]): Promise<number> {
   if (values['reason-first']) options.reasonFirst = true;
   if (values.explain) options.explain = true;
   const maxNewTokens = parseInteger('max-new-tokens', values['max-new-tokens']);
-  if (maxNewTokens !== undefined) options.maxNewTokens = maxNewTokens;
+  if (maxNewTokens !== undefined) {
+    if (!options.explain && !options.reasonFirst) {
+      throw new XGuardError('ERR_INVALID_OPTION', '--max-new-tokens applies only with --explain or --reason-first; add one of them.');
+    }
+    options.maxNewTokens = maxNewTokens;
+  }
   const topK = parseInteger('top-k', values['top-k']);
   if (topK !== undefined) options.topK = topK;
 

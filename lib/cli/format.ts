@@ -31,6 +31,8 @@ export function formatResultTable(result: ClassifyResult): string {
 
   if (result.explanation !== null) {
     lines.push('', 'explanation:', result.explanation);
+  } else if (result.usage.generatedTokens > 0) {
+    lines.push('', 'response (no <explanation> tags found):', result.response);
   }
 
   const usage = result.usage;
