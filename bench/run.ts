@@ -53,7 +53,7 @@ const promptsFile = path.join(workDir, 'prompts.json');
   for (const entry of loadWorkload()) {
     const options = entry.policy === null ? { reasonFirst: entry.reasonFirst } : { reasonFirst: entry.reasonFirst, policy: loadPolicy(entry.policy) };
     const prompt = await guard.formatPrompt(entry.input, options);
-    prompts.push({ id: entry.id, tokens: [...prompt.tokens], reasonFirst: entry.reasonFirst });
+    prompts.push({ id: entry.id, kind: entry.kind, tokens: [...prompt.tokens], reasonFirst: entry.reasonFirst });
   }
   await guard.close();
   writeFileSync(promptsFile, JSON.stringify(prompts));
@@ -106,6 +106,8 @@ const ratios = {
   throughputVsLlamaServer: ratio(x?.c8?.requestsPerSecond, reports['llama-server']?.scenarios.c8?.requestsPerSecond),
   throughputVsNodeLlamaCpp: ratio(x?.c8?.requestsPerSecond, reports['node-llama-cpp']?.scenarios.c8?.requestsPerSecond),
   latencyVsLimit: ratio(x?.c1?.p50Ms, reports.limit?.scenarios.c1?.p50Ms),
+  shortThroughputVsLlamaServer: ratio(x?.short8?.requestsPerSecond, reports['llama-server']?.scenarios.short8?.requestsPerSecond),
+  shortThroughputVsNodeLlamaCpp: ratio(x?.short8?.requestsPerSecond, reports['node-llama-cpp']?.scenarios.short8?.requestsPerSecond),
   explainThroughputVsLlamaServer: ratio(x?.explain?.requestsPerSecond, reports['llama-server']?.scenarios.explain?.requestsPerSecond),
   explainThroughputVsNodeLlamaCpp: ratio(x?.explain?.requestsPerSecond, reports['node-llama-cpp']?.scenarios.explain?.requestsPerSecond),
 };
@@ -126,11 +128,21 @@ if (values.json) {
   console.log(JSON.stringify(summary, null, 2));
 } else {
   const fixed = (value: number | undefined, digits = 1): string => (value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits));
-  const header = ['system', 'c1 p50 ms', 'c1 p95 ms', 'c8 req/s', 'c8 p50 ms', 'explain req/s', 'explain tok/s', 'peak RSS MiB'];
+  const header = ['system', 'c1 p50 ms', 'c1 p95 ms', 'c8 req/s', 'c8 p50 ms', 'short c8 req/s', 'explain req/s', 'explain tok/s', 'peak RSS MiB'];
   const rows = only.map((name) => {
     const s = reports[name]?.scenarios;
     const explainTokensPerSecond = s?.explain === undefined ? undefined : (s.explain.generatedTokens * 1000) / s.explain.wallMs;
-    return [name, fixed(s?.c1?.p50Ms), fixed(s?.c1?.p95Ms), fixed(s?.c8?.requestsPerSecond, 2), fixed(s?.c8?.p50Ms), fixed(s?.explain?.requestsPerSecond, 2), fixed(explainTokensPerSecond), fixed(reports[name]?.peakRssMiB, 0)];
+    return [
+      name,
+      fixed(s?.c1?.p50Ms),
+      fixed(s?.c1?.p95Ms),
+      fixed(s?.c8?.requestsPerSecond, 2),
+      fixed(s?.c8?.p50Ms),
+      fixed(s?.short8?.requestsPerSecond, 2),
+      fixed(s?.explain?.requestsPerSecond, 2),
+      fixed(explainTokensPerSecond),
+      fixed(reports[name]?.peakRssMiB, 0),
+    ];
   });
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`;

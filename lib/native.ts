@@ -82,7 +82,7 @@ export interface NativeEvaluateResult {
   queueMs: number;
   promptMs: number;
   generateMs: number;
-  /** The most requests that shared one llama_decode call with this one. */
+  /** Maximum number of requests that shared one llama_decode call with this one. */
   batchPeak: number;
 }
 

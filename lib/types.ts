@@ -32,7 +32,7 @@ export interface ClassifyUsage {
   promptMs: number;
   generateMs: number;
   totalMs: number;
-  /** The most requests that shared one llama_decode call with this one. */
+  /** Maximum number of requests that shared one llama_decode call with this one. */
   batchPeak: number;
 }
 

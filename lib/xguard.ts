@@ -189,7 +189,7 @@ export class XGuard {
    * is decoded.
    */
   async classify(input: ClassifyInput, options: ClassifyOptions = {}): Promise<ClassifyResult> {
-    // Tokenization runs on the libuv thread pool and may finish out of order; the turn keeps
+    // Tokenization runs on the libuv thread pool and may finish out of order. The turn keeps
     // requests entering the native queue in the order of the calls.
     const turn = this.#reserveTurn();
     let prepared: PreparedRequest;

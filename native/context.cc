@@ -162,7 +162,7 @@ bool ReadBoolOption(Napi::Env env, const Napi::Object& object, const char* key) 
   return value.As<Napi::Boolean>().Value();
 }
 
-// What a streaming request reports before it finishes.
+// A report of a streaming request before it finishes.
 struct StreamEvent {
   std::shared_ptr<Job> job;
   bool first = false;  // the first distribution, or else one generated token

@@ -2,9 +2,9 @@
 // start the same way copy those cells (llama_memory_seq_cp) instead of decoding them again.
 //
 // Each entry owns one sequence id of the unified KV cache. Entries share cells wherever one
-// was copied from another, so the cells an entry costs are only those past its longest common
-// prefix with the other entries; the budget counts cells that way and evicts the least
-// recently used entries first.
+// was copied from another, so an entry costs only the cells past its longest common prefix
+// with the other entries. The budget counts cells that way and evicts the least recently used
+// entries first.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +42,7 @@ class PrefixCache {
   llama_seq_id SequenceOf(int32_t entry) const { return entries_[static_cast<size_t>(entry)].seq; }
 
   // Stores the first `length` cells of sequence `source` as a new entry, after evicting as
-  // needed. Does nothing when an entry already holds exactly those tokens.
+  // needed. Does nothing when an entry already contains exactly those tokens.
   void Insert(llama_memory_t memory, llama_seq_id source, const std::vector<llama_token>& tokens, size_t length);
 
   // Removes the least recently used entry. Returns false when the cache is empty.

@@ -40,7 +40,7 @@ struct EvaluateRequest {
   double queue_ms = 0;        // from submission to the first decode step
   double prompt_ms = 0;       // from the first decode step to the first distribution
   double generate_ms = 0;
-  int32_t batch_peak = 1;     // the most requests that shared one llama_decode call with this one
+  int32_t batch_peak = 1;     // maximum number of requests that shared one llama_decode call with this one
 
   std::string error_code;  // empty on success
   std::string error_message;

@@ -10,6 +10,7 @@ import {
   generatedTokens,
   peakRssMiB,
   percentile,
+  scenarioEntries,
   type PromptEntry,
   type SystemReport,
 } from '../common.js';
@@ -33,11 +34,11 @@ for (const entry of prompts.slice(-WARMUP_COUNT)) {
 }
 
 const report: SystemReport = { system: 'limit', scenarios: {}, peakRssMiB: 0, notes: [] };
-for (const scenario of SCENARIOS) {
-  // One at a time: the limit of a request's own latency, not of throughput.
+// Only the sequential scenario: the limit of a request's own latency, not of throughput.
+for (const scenario of SCENARIOS.filter((candidate) => candidate.concurrency === 1)) {
   const times: number[] = [];
   let generated = 0;
-  for (const entry of prompts.slice(0, scenario.count)) {
+  for (const entry of scenarioEntries(scenario, prompts)) {
     const run = await decode(entry, generatedTokens(scenario, entry.reasonFirst));
     times.push(run.ms);
     generated += run.generated;

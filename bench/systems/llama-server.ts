@@ -12,6 +12,7 @@ import {
   argument,
   generatedTokens,
   runPool,
+  scenarioEntries,
   type PromptEntry,
   type SystemReport,
 } from '../common.js';
@@ -91,7 +92,7 @@ try {
       }),
     });
     if (!response.ok) {
-      throw new Error(`llama-server answered ${response.status}: ${await response.text()}`);
+      throw new Error(`llama-server returned HTTP ${response.status}: ${await response.text()}`);
     }
     const body = (await response.json()) as { tokens_predicted: number; completion_probabilities?: unknown[] };
     if (!Array.isArray(body.completion_probabilities) || body.completion_probabilities.length === 0) {
@@ -106,7 +107,7 @@ try {
 
   const report: SystemReport = { system: 'llama-server', scenarios: {}, peakRssMiB: 0, notes: [] };
   for (const scenario of SCENARIOS) {
-    const items = prompts.slice(0, scenario.count);
+    const items = scenarioEntries(scenario, prompts);
     report.scenarios[scenario.name] = await runPool(items, scenario.concurrency, (entry) =>
       complete(entry, generatedTokens(scenario, entry.reasonFirst)),
     );

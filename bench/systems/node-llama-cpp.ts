@@ -14,6 +14,7 @@ import {
   generatedTokens,
   peakRssMiB,
   runPool,
+  scenarioEntries,
   type PromptEntry,
   type SystemReport,
 } from '../common.js';
@@ -74,7 +75,7 @@ for (const entry of prompts.slice(-WARMUP_COUNT)) {
 
 const report: SystemReport = { system: 'node-llama-cpp', scenarios: {}, peakRssMiB: 0, notes: [] };
 for (const scenario of SCENARIOS) {
-  const items = prompts.slice(0, scenario.count);
+  const items = scenarioEntries(scenario, prompts);
   report.scenarios[scenario.name] = await runPool(items, scenario.concurrency, (entry) =>
     run(entry, generatedTokens(scenario, entry.reasonFirst)),
   );

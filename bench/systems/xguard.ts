@@ -11,6 +11,7 @@ import {
   loadWorkload,
   peakRssMiB,
   runPool,
+  scenarioEntries,
   type SystemReport,
   type WorkloadEntry,
 } from '../common.js';
@@ -37,7 +38,7 @@ for (const entry of workload.slice(-WARMUP_COUNT)) {
 
 const report: SystemReport = { system: 'xguard', scenarios: {}, peakRssMiB: 0, notes: [] };
 for (const scenario of SCENARIOS) {
-  const items = workload.slice(0, scenario.count);
+  const items = scenarioEntries(scenario, workload);
   report.scenarios[scenario.name] = await runPool(items, scenario.concurrency, (entry) => classify(entry, scenario.explain));
 }
 const stats = guard.stats();
