@@ -210,6 +210,12 @@ Napi::Function Context::Init(Napi::Env env) {
 
 Napi::Value Context::CreateAsync(Napi::Env env, SharedModel model, Napi::Value model_object, Napi::Object options) {
   const int32_t n_ctx_train = llama_model_n_ctx_train(model.get());
+  Napi::Value context_size = options.Get("contextSize");
+  if (context_size.IsNumber() && context_size.As<Napi::Number>().DoubleValue() > n_ctx_train) {
+    ThrowError(env, "ERR_INVALID_OPTION",
+               "Invalid contextSize " + context_size.ToString().Utf8Value() + ": this model was trained for " +
+                   std::to_string(n_ctx_train) + " tokens; use at most that.");
+  }
   ContextOptions parsed;
   parsed.n_ctx = static_cast<uint32_t>(ReadIntOption(env, options, "contextSize", std::min(4096, n_ctx_train), 64, std::max(64, n_ctx_train)));
   parsed.n_batch = static_cast<uint32_t>(ReadIntOption(env, options, "batchSize", std::min<int32_t>(512, static_cast<int32_t>(parsed.n_ctx)), 1, static_cast<int32_t>(parsed.n_ctx)));

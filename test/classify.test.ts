@@ -246,6 +246,7 @@ describe('XGuard bad input', () => {
     const model = await tinyModelPath();
     await assertRejectsWith(XGuard.load(model, { contextSize: 3 }), 'ERR_INVALID_OPTION', /contextSize 3/);
     await assertRejectsWith(XGuard.load(model, { threads: 0 }), 'ERR_INVALID_OPTION', /threads 0/);
+    await assertRejectsWith(XGuard.load(model, { contextSize: 100000 }), 'ERR_INVALID_OPTION', /trained for 4096 tokens/);
     await assertRejectsWith(XGuard.load(model, { flashAttention: 'yes' as 'on' }), 'ERR_INVALID_OPTION', /flashAttention "yes"/);
     await assertRejectsWith(XGuard.load(model, { colour: 1 } as object), 'ERR_INVALID_OPTION', /Unknown load option "colour"/);
     await assertRejectsWith(XGuard.load(''), 'ERR_INVALID_INPUT', /model path ""/);
