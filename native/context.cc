@@ -21,7 +21,8 @@ Napi::FunctionReference* g_context_constructor = nullptr;
 std::mutex g_live_mutex;
 std::set<Context*> g_live_contexts;
 std::atomic<bool> g_exiting{false};
-std::once_flag g_exit_handler_once;
+std::once_flag g_exit_handler_after_create;
+std::once_flag g_exit_handler_after_decode;
 
 // The result of CreateContextWorker, handed to the Context constructor through an External.
 struct ContextInit {
@@ -193,7 +194,6 @@ void Context::StopAllWorkersAtExit() {
 }
 
 Napi::Function Context::Init(Napi::Env env) {
-  std::call_once(g_exit_handler_once, [] { std::atexit(&Context::StopAllWorkersAtExit); });
   Napi::Function constructor = DefineClass(env, "Context", {
       InstanceMethod<&Context::Evaluate>("evaluate"),
       InstanceMethod<&Context::Abort>("abort"),
@@ -262,6 +262,10 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
     std::lock_guard<std::mutex> lock(g_live_mutex);
     g_live_contexts.insert(this);
   }
+  // Exit handlers run in reverse order of registration, and ggml creates some of its globals on
+  // first use (the CPU backend's extra buffer types, for one). Registering after a context was
+  // created, and again after the first decode, makes the handler run before their destructors.
+  std::call_once(g_exit_handler_after_create, [] { std::atexit(&Context::StopAllWorkersAtExit); });
   thread_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -317,6 +321,9 @@ void Context::WorkerLoop() {
 
     std::lock_guard<std::mutex> lock(mutex_);
     stats_ = scheduler_->stats();
+    if (stats_.steps > 0) {
+      std::call_once(g_exit_handler_after_decode, [] { std::atexit(&Context::StopAllWorkersAtExit); });
+    }
   }
 
   // Requests still in the scheduler end here; the llama_context is freed off the JS thread.
