@@ -324,7 +324,7 @@ export class XGuard {
   }
 
   /**
-   * Rejects queued requests with ERR_CLOSED, stops the running one, and frees the context
+   * Rejects queued requests with ERR_CLOSED, stops the running ones, and frees the context
    * and the model. Safe to call more than once.
    */
   close(): Promise<void> {
