@@ -389,8 +389,11 @@ void Context::OnToken(const std::shared_ptr<void>& owner, EvaluateRequest* reque
 void Context::OnFinished(std::shared_ptr<void> owner, EvaluateRequest* /*request*/) {
   auto job = std::static_pointer_cast<Job>(std::move(owner));
   {
+    // The snapshot is refreshed before JS hears of the result, so stats() read in the
+    // promise's handler already counts this request as finished.
     std::lock_guard<std::mutex> lock(mutex_);
     in_scheduler_.erase(job->key);
+    stats_ = scheduler_->stats();
   }
   if (g_exiting.load()) {
     // The process is exiting: JS will not run again, so the job is left for the OS to reclaim.
