@@ -44,7 +44,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'explain', concurrency: 8, explain: true, count: 32 },
 ];
 
-/** The entries a scenario runs, in workload order. */
+/** Selects the entries a scenario runs, in workload order. */
 export function scenarioEntries<Entry extends { kind: WorkloadEntry['kind'] }>(scenario: Scenario, entries: readonly Entry[]): Entry[] {
   return entries.slice(0, scenario.count).filter((entry) => scenario.kind === undefined || entry.kind === scenario.kind);
 }

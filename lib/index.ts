@@ -9,6 +9,7 @@ export type {
   ClassifyUsage,
   FormattedPrompt,
   GuardStats,
+  PrefixCacheStats,
   ModelInfo,
   PromptOptions,
 } from './types.js';

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { XGuardError } from './errors.js';
+import type { PrefixCacheStats } from './types.js';
 
 export interface NativeModelMetadata {
   architecture: string;
@@ -86,17 +87,6 @@ export interface NativeEvaluateResult {
   batchPeak: number;
 }
 
-export interface NativePrefixCacheInfo {
-  hits: number;
-  misses: number;
-  evictions: number;
-  entries: number;
-  /** KV cells held by kept prompts, estimated from their shared prefixes. */
-  cells: number;
-  reusedTokens: number;
-  cellBudget: number;
-  maxEntries: number;
-}
 
 export interface NativeContextInfo {
   contextSize: number;
@@ -109,7 +99,7 @@ export interface NativeContextInfo {
   decodedTokens: number;
   completed: number;
   disposed: boolean;
-  prefixCache: NativePrefixCacheInfo;
+  prefixCache: PrefixCacheStats;
 }
 
 export interface NativeContext {

@@ -69,6 +69,19 @@ export type ClassifyStreamEvent =
   | { type: 'text'; text: string }
   | { type: 'done'; result: ClassifyResult };
 
+export interface PrefixCacheStats {
+  hits: number;
+  misses: number;
+  evictions: number;
+  /** Finished prompts kept in the KV cache. */
+  entries: number;
+  /** KV cells the kept prompts hold, estimated from their shared prefixes. */
+  cells: number;
+  reusedTokens: number;
+  cellBudget: number;
+  maxEntries: number;
+}
+
 export interface GuardStats {
   /** classify() calls submitted and not settled, queued or running. */
   pending: number;
@@ -80,18 +93,7 @@ export interface GuardStats {
   /** llama_decode calls so far. */
   steps: number;
   decodedTokens: number;
-  prefixCache: {
-    hits: number;
-    misses: number;
-    evictions: number;
-    /** Finished prompts kept in the KV cache. */
-    entries: number;
-    /** KV cells the kept prompts hold, estimated from their shared prefixes. */
-    cells: number;
-    reusedTokens: number;
-    cellBudget: number;
-    maxEntries: number;
-  };
+  prefixCache: PrefixCacheStats;
 }
 
 export interface ModelInfo {

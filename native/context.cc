@@ -163,14 +163,6 @@ bool ReadBoolOption(Napi::Env env, const Napi::Object& object, const char* key) 
   return value.As<Napi::Boolean>().Value();
 }
 
-// A report of a streaming request before it finishes.
-struct StreamEvent {
-  std::shared_ptr<Job> job;
-  bool first = false;  // the first distribution, or else one generated token
-  Distribution distribution;
-  llama_token token = -1;
-};
-
 }  // namespace
 
 void Context::StopAllWorkersAtExit() {
@@ -344,11 +336,11 @@ void Context::WorkerLoop() {
   }
 }
 
-void Context::OnFirstDistribution(const std::shared_ptr<void>& owner, EvaluateRequest* request) {
+void Context::SendStreamEvent(StreamEvent* event) {
   if (g_exiting.load()) {
+    delete event;
     return;
   }
-  auto* event = new StreamEvent{std::static_pointer_cast<Job>(owner), true, request->steps.front(), -1};
   napi_status status = to_js_.BlockingCall(event, [](Napi::Env env, Napi::Function, StreamEvent* data) {
     std::unique_ptr<StreamEvent> event(data);
     if (env == nullptr || event->job->on_event.IsEmpty()) {
@@ -356,8 +348,13 @@ void Context::OnFirstDistribution(const std::shared_ptr<void>& owner, EvaluateRe
     }
     Napi::HandleScope scope(env);
     Napi::Object object = Napi::Object::New(env);
-    object.Set("type", "first");
-    object.Set("distribution", DistributionToJs(env, event->distribution));
+    if (event->first) {
+      object.Set("type", "first");
+      object.Set("distribution", DistributionToJs(env, event->distribution));
+    } else {
+      object.Set("type", "token");
+      object.Set("token", event->token);
+    }
     event->job->on_event.Call({object});
   });
   if (status != napi_ok) {
@@ -365,25 +362,12 @@ void Context::OnFirstDistribution(const std::shared_ptr<void>& owner, EvaluateRe
   }
 }
 
+void Context::OnFirstDistribution(const std::shared_ptr<void>& owner, EvaluateRequest* request) {
+  SendStreamEvent(new StreamEvent{std::static_pointer_cast<Job>(owner), true, request->steps.front(), -1});
+}
+
 void Context::OnToken(const std::shared_ptr<void>& owner, EvaluateRequest* request) {
-  if (g_exiting.load()) {
-    return;
-  }
-  auto* event = new StreamEvent{std::static_pointer_cast<Job>(owner), false, Distribution(), request->generated.back()};
-  napi_status status = to_js_.BlockingCall(event, [](Napi::Env env, Napi::Function, StreamEvent* data) {
-    std::unique_ptr<StreamEvent> event(data);
-    if (env == nullptr || event->job->on_event.IsEmpty()) {
-      return;
-    }
-    Napi::HandleScope scope(env);
-    Napi::Object object = Napi::Object::New(env);
-    object.Set("type", "token");
-    object.Set("token", event->token);
-    event->job->on_event.Call({object});
-  });
-  if (status != napi_ok) {
-    delete event;
-  }
+  SendStreamEvent(new StreamEvent{std::static_pointer_cast<Job>(owner), false, Distribution(), request->generated.back()});
 }
 
 void Context::OnFinished(std::shared_ptr<void> owner, EvaluateRequest* /*request*/) {

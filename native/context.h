@@ -40,6 +40,14 @@ struct Job {
   explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
+// A report of a streaming request before it finishes.
+struct StreamEvent {
+  std::shared_ptr<Job> job;
+  bool first = false;  // the first distribution, or else one generated token
+  Distribution distribution;
+  llama_token token = -1;
+};
+
 class Context : public Napi::ObjectWrap<Context>, private SchedulerSink {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -60,6 +68,8 @@ class Context : public Napi::ObjectWrap<Context>, private SchedulerSink {
   void OnToken(const std::shared_ptr<void>& owner, EvaluateRequest* request) override;
   void OnFinished(std::shared_ptr<void> owner, EvaluateRequest* request) override;
 
+  // Hands a stream event to the JS thread, which calls the request's onEvent. Takes ownership.
+  void SendStreamEvent(StreamEvent* event);
   void WorkerLoop();
   static bool AbortDecode(void* data);
   // Registered with std::atexit: stops every worker thread before C++ globals are destroyed.

@@ -28,7 +28,7 @@ class Batch {
 
   void Clear() { batch_.n_tokens = 0; }
 
-  // Appends one token of sequence `seq` at position `pos`; `output` asks for its logits.
+  // Appends one token of sequence `seq` at position `pos`. `output` requests its logits.
   void Add(llama_token token, llama_pos pos, llama_seq_id seq, bool output) {
     const int32_t i = batch_.n_tokens;
     batch_.token[i] = token;

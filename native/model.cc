@@ -119,7 +119,7 @@ class LoadModelWorker : public Napi::AsyncProgressQueueWorker<float> {
   std::string error_;
 };
 
-// Tokenizes several texts on a worker thread, so long prompts never block the event loop.
+// Tokenizes several texts on a libuv worker thread instead of the JS thread.
 class TokenizeWorker : public Napi::AsyncWorker {
  public:
   TokenizeWorker(Napi::Env env, SharedModel model, std::vector<std::string> texts, bool parse_special)

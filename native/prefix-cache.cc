@@ -3,9 +3,8 @@
 #include <algorithm>
 
 namespace xguard {
-namespace {
 
-size_t CommonPrefix(const std::vector<llama_token>& a, const std::vector<llama_token>& b) {
+size_t CommonPrefixLength(const std::vector<llama_token>& a, const std::vector<llama_token>& b) {
   const size_t limit = std::min(a.size(), b.size());
   size_t n = 0;
   while (n < limit && a[n] == b[n]) {
@@ -14,15 +13,13 @@ size_t CommonPrefix(const std::vector<llama_token>& a, const std::vector<llama_t
   return n;
 }
 
-}  // namespace
-
 PrefixCache::PrefixCache(llama_seq_id first_seq, uint32_t max_entries, uint32_t cell_budget)
     : first_seq_(first_seq), max_entries_(max_entries), cell_budget_(cell_budget) {}
 
 PrefixCache::Match PrefixCache::FindLongest(const std::vector<llama_token>& tokens) const {
   Match best;
   for (size_t i = 0; i < entries_.size(); ++i) {
-    const size_t length = CommonPrefix(entries_[i].tokens, tokens);
+    const size_t length = CommonPrefixLength(entries_[i].tokens, tokens);
     if (length > best.length) {
       best.entry = static_cast<int32_t>(i);
       best.length = length;
@@ -46,7 +43,7 @@ uint32_t PrefixCache::CountCells() const {
   // In lexicographic order, each list adds the nodes past its common prefix with the one before.
   size_t cells = 0;
   for (size_t i = 0; i < sorted.size(); ++i) {
-    const size_t shared = i == 0 ? 0 : CommonPrefix(*sorted[i - 1], *sorted[i]);
+    const size_t shared = i == 0 ? 0 : CommonPrefixLength(*sorted[i - 1], *sorted[i]);
     cells += sorted[i]->size() - shared;
   }
   return static_cast<uint32_t>(cells);
@@ -70,7 +67,7 @@ void PrefixCache::Insert(llama_memory_t memory, llama_seq_id source, const std::
   }
   // An entry that is a strict prefix of the new one adds nothing the new one lacks.
   for (size_t i = 0; i < entries_.size();) {
-    if (entries_[i].tokens.size() < prefix.size() && CommonPrefix(entries_[i].tokens, prefix) == entries_[i].tokens.size()) {
+    if (entries_[i].tokens.size() < prefix.size() && CommonPrefixLength(entries_[i].tokens, prefix) == entries_[i].tokens.size()) {
       llama_memory_seq_rm(memory, entries_[i].seq, -1, -1);
       entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(i));
     } else {

@@ -14,6 +14,9 @@
 
 namespace xguard {
 
+// Number of leading tokens two sequences have in common.
+size_t CommonPrefixLength(const std::vector<llama_token>& a, const std::vector<llama_token>& b);
+
 struct PrefixCacheStats {
   uint64_t hits = 0;        // requests that reused at least one cached or running token
   uint64_t misses = 0;      // requests that reused nothing

@@ -11,15 +11,6 @@ double MillisecondsBetween(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double, std::milli>(end - start).count();
 }
 
-size_t CommonPrefix(const std::vector<llama_token>& a, const std::vector<llama_token>& b) {
-  const size_t limit = std::min(a.size(), b.size());
-  size_t n = 0;
-  while (n < limit && a[n] == b[n]) {
-    ++n;
-  }
-  return n;
-}
-
 // A newcomer waits for a running request to decode a shared prefix only when at least this
 // many tokens would otherwise be decoded twice.
 constexpr size_t kMinSharedWait = 16;
@@ -83,7 +74,7 @@ bool Scheduler::Start(Waiting& waiting) {
 
   // A running request that starts the same way shares its cells too, once they are decoded.
   for (const Slot& slot : active_) {
-    const size_t shared = CommonPrefix(slot.request->tokens, tokens);
+    const size_t shared = CommonPrefixLength(slot.request->tokens, tokens);
     const size_t ready = std::min(shared, slot.n_past);
     if (slot.phase == Phase::Prefill && shared > std::max(best, ready) + kMinSharedWait) {
       return false;

@@ -8,7 +8,7 @@
 
 namespace xguard {
 
-// Tokenizes UTF-8 text. `add_special` adds BOS/EOS as the model's metadata asks;
+// Tokenizes UTF-8 text. `add_special` adds BOS/EOS where the model's metadata requests them;
 // `parse_special` turns control-token text such as "<|im_end|>" into those tokens.
 // Throws std::runtime_error when llama.cpp reports a failure.
 std::vector<llama_token> Tokenize(const llama_vocab* vocab, const std::string& text, bool add_special, bool parse_special);

@@ -58,7 +58,7 @@ export function assertSameDistribution<Key>(
   return largest;
 }
 
-/** The label distribution of a result as label id -> log probability. */
+/** Maps each label id of a result to its log probability. */
 export function labelLogprobs(result: { riskScores: Array<{ id: string; score: number }> }): Map<string, number> {
   return new Map(result.riskScores.map((risk) => [risk.id, Math.log(risk.score)]));
 }
