@@ -157,7 +157,7 @@ function validateSpans(prompt: RenderedPrompt): LiteralSpan[] {
   return spans;
 }
 
-/** Answers whether a character range touches any literal span, by binary search. */
+/** Checks whether a character range touches any literal span, by binary search. */
 class SpanIndex {
   readonly #spans: readonly LiteralSpan[];
 

@@ -11,7 +11,6 @@ import {
   type NativeEvaluateRequest,
   type NativeEvaluateResult,
   type NativeModel,
-  type NativeModelMetadata,
   type NativeStreamEvent,
 } from './native.js';
 import {
@@ -70,7 +69,6 @@ export class XGuard {
   readonly #model: NativeModel;
   readonly #context: NativeContext;
   readonly #template: ChatTemplate;
-  readonly #metadata: NativeModelMetadata;
   readonly #info: ModelInfo;
   readonly #addedTokens: AddedToken[];
   readonly #backend: TokenizerBackend;
@@ -88,7 +86,6 @@ export class XGuard {
     this.#model = model;
     this.#context = context;
     this.#template = template;
-    this.#metadata = model.metadata();
     this.#info = info;
     this.#addedTokens = model.addedTokens().map(({ id, text }) => ({ id, text }));
     this.#backend = { tokenizeText: (texts) => this.#model.tokenizeBatch(texts, false) };

@@ -21,7 +21,7 @@ using ContextPtr = std::unique_ptr<llama_context, ContextDeleter>;
 // A llama_batch allocated with llama_batch_init and freed with llama_batch_free.
 class Batch {
  public:
-  Batch(int32_t capacity, int32_t seq_max) : batch_(llama_batch_init(capacity, 0, seq_max)), capacity_(capacity) {}
+  Batch(int32_t capacity, int32_t seq_max) : batch_(llama_batch_init(capacity, 0, seq_max)) {}
   ~Batch() { llama_batch_free(batch_); }
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
@@ -40,12 +40,10 @@ class Batch {
   }
 
   int32_t size() const { return batch_.n_tokens; }
-  int32_t capacity() const { return capacity_; }
   llama_batch& get() { return batch_; }
 
  private:
   llama_batch batch_;
-  int32_t capacity_;
 };
 
 // The model handle is shared: contexts keep it alive after the JS model object is disposed.

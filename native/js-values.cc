@@ -8,16 +8,16 @@
 
 namespace xguard {
 
-std::vector<llama_token> ReadTokenArray(Napi::Env env, const Napi::Value& value, int32_t n_vocab, const char* what) {
+std::vector<llama_token> ReadTokenArray(Napi::Env env, const Napi::Value& value, int32_t n_vocab, const char* name) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowError(env, "ERR_INVALID_INPUT", std::string(what) + " must be an Int32Array of token ids");
+    ThrowError(env, "ERR_INVALID_INPUT", std::string(name) + " must be an Int32Array of token ids");
   }
   Napi::Int32Array array = value.As<Napi::Int32Array>();
   std::vector<llama_token> tokens(array.Data(), array.Data() + array.ElementLength());
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0 || tokens[i] >= n_vocab) {
       ThrowError(env, "ERR_INVALID_INPUT",
-                 std::string(what) + "[" + std::to_string(i) + "] is " + std::to_string(tokens[i]) +
+                 std::string(name) + "[" + std::to_string(i) + "] is " + std::to_string(tokens[i]) +
                      ", outside the vocabulary [0, " + std::to_string(n_vocab) + ")");
     }
   }

@@ -10,8 +10,8 @@
 namespace xguard {
 
 // Reads an Int32Array of token ids, each checked to lie in [0, n_vocab). Throws ERR_INVALID_INPUT
-// naming `what` and the offending index otherwise.
-std::vector<llama_token> ReadTokenArray(Napi::Env env, const Napi::Value& value, int32_t n_vocab, const char* what);
+// naming `name` and the offending index otherwise.
+std::vector<llama_token> ReadTokenArray(Napi::Env env, const Napi::Value& value, int32_t n_vocab, const char* name);
 
 Napi::Int32Array ToInt32Array(Napi::Env env, const std::vector<llama_token>& tokens);
 

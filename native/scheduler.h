@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -62,7 +61,6 @@ class Scheduler {
   SchedulerStats stats() const;
   uint32_t n_ctx() const { return n_ctx_; }
   uint32_t n_batch() const { return n_batch_; }
-  uint32_t n_slots() const { return options_.n_slots; }
   llama_context* context() const { return context_.get(); }
 
  private:
