@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { XGuardError } from './errors.js';
+import type { SystemInfo } from './system-info.js';
 import type { PrefixCacheStats } from './types.js';
 
 export interface NativeModelMetadata {
@@ -121,12 +122,7 @@ export interface NativeModel {
   dispose(): void;
 }
 
-export interface NativeSystemInfo {
-  system: string;
-  maxDevices: number;
-  supportsMmap: boolean;
-  supportsGpuOffload: boolean;
-}
+export type NativeSystemInfo = SystemInfo;
 
 export interface NativeAddon {
   loadModel(
@@ -153,6 +149,11 @@ export function loadAddon(): NativeAddon {
     const nodeGypBuild = require('node-gyp-build') as (root: string) => NativeAddon;
     addon = nodeGypBuild(PACKAGE_ROOT);
   } catch (error) {
+    // ERR_BACKEND comes from the addon itself: it loaded, but found no CPU backend it can use,
+    // and its message already says what to do.
+    if ((error as { code?: unknown }).code === 'ERR_BACKEND') {
+      throw new XGuardError('ERR_NATIVE_ADDON', (error as Error).message, { cause: error });
+    }
     throw new XGuardError(
       'ERR_NATIVE_ADDON',
       `the xguard native addon could not be loaded from ${PACKAGE_ROOT} (${(error as Error).message}). ` +

@@ -3,16 +3,20 @@
 
 #include <mutex>
 
+#include "backends.h"
 #include "context.h"
+#include "errors.h"
 #include "log.h"
 #include "model.h"
 
 namespace xguard {
 namespace {
 
-std::once_flag g_backend_once;
+std::once_flag g_log_once;
+std::once_flag g_init_once;
 
-// systemInfo(): { llamaCpp: string, system: string, maxDevices: number }
+// systemInfo(): { system, maxDevices, supportsMmap, supportsGpuOffload, backendLoading, cpuVariant,
+//   cpuModule, requestedCpuVariant, cpuVariants, cpuFeatures, backends }
 Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
@@ -20,14 +24,20 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   result.Set("maxDevices", static_cast<double>(llama_max_devices()));
   result.Set("supportsMmap", llama_supports_mmap());
   result.Set("supportsGpuOffload", llama_supports_gpu_offload());
+  AddBackendInfo(env, result);
   return result;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  std::call_once(g_backend_once, [] {
-    InstallLogHook();
-    llama_backend_init();
-  });
+  std::call_once(g_log_once, [] { InstallLogHook(); });
+
+  // Backends load before anything else touches llama.cpp: without a CPU backend every model
+  // load would fail, so the addon itself refuses to load with the reason.
+  const std::string backend_error = LoadBackends();
+  if (!backend_error.empty()) {
+    ThrowError(env, "ERR_BACKEND", backend_error);
+  }
+  std::call_once(g_init_once, [] { llama_backend_init(); });
   env.AddCleanupHook([] { ReleaseLogger(); });
 
   exports.Set("Model", Model::Init(env));

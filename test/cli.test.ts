@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { PACKAGE_ROOT } from '../lib/native.js';
+import { systemInfo, type SystemInfo } from '../lib/system-info.js';
 import type { ClassifyResult } from '../lib/types.js';
 import { tinyModelPath } from './helpers.js';
 
@@ -110,9 +111,30 @@ describe('xguard CLI', () => {
     assert.match(help.stdout, /commands:/);
   });
 
-  test('info prints features', () => {
+  test('info prints backend and features', () => {
     const run = xguard(['info']);
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /llama\.cpp: .*CPU/);
+    assert.match(run.stdout, /^addon: built from source; CPU backend compiled for /m);
+    assert.match(run.stdout, /^CPU features: .*SSE3/m);
+    assert.match(run.stdout, /^backend CPU: .*\(cpu, \d+\.\d GiB\)/m);
+  });
+
+  test('info --json matches systemInfo', () => {
+    const run = xguard(['info', '--json']);
+    assert.equal(run.status, 0, run.stderr);
+    const info = JSON.parse(run.stdout) as SystemInfo & { version: string };
+    const direct = systemInfo();
+    assert.equal(info.backendLoading, 'static');
+    assert.equal(info.cpuVariant, direct.cpuVariant);
+    assert.deepEqual(info.cpuFeatures, direct.cpuFeatures);
+    assert.deepEqual(info.backends.map((backend) => backend.name), ['CPU']);
+    assert.match(info.version, /^\d+\.\d+\.\d+/);
+  });
+
+  test('info rejects unknown option', () => {
+    const run = xguard(['info', '--verbose']);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /Unknown option '--verbose'/);
+    assert.match(run.stderr, /usage: xguard info/);
   });
 });

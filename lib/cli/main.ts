@@ -6,14 +6,14 @@ import path from 'node:path';
 
 import { XGuardError } from '../errors.js';
 import { PACKAGE_ROOT } from '../native.js';
-import { systemInfo } from '../system-info.js';
 import { CLASSIFY_USAGE, runClassify } from './classify.js';
+import { INFO_USAGE, runInfo } from './info.js';
 
 const USAGE = `usage: xguard <command> [options]
 
 commands:
   classify [text]   judge a request (or a request and a response) and print its risk
-  info              print the llama.cpp build's CPU features and backends
+  info              print the CPU backend variant in use, its features, and the backends
   version           print the package version
 
 Run \`xguard classify --help\` for the classify options.`;
@@ -28,13 +28,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'classify':
       return runClassify(rest);
-    case 'info': {
-      const info = systemInfo();
-      console.log(`xguard-node ${packageVersion()}`);
-      console.log(`llama.cpp: ${info.system}`);
-      console.log(`GPU offload: ${info.supportsGpuOffload ? 'available' : 'not available'}; mmap: ${info.supportsMmap ? 'yes' : 'no'}`);
-      return 0;
-    }
+    case 'info':
+      return runInfo(rest, packageVersion());
     case 'version':
     case '--version':
       console.log(packageVersion());
@@ -57,7 +52,7 @@ try {
   if (error instanceof XGuardError) {
     console.error(`xguard: ${error.message} (${error.code})`);
   } else if (error instanceof Error && (error as Error & { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    console.error(`xguard: ${error.message}\n\n${CLASSIFY_USAGE}`);
+    console.error(`xguard: ${error.message}\n\n${process.argv[2] === 'info' ? INFO_USAGE : CLASSIFY_USAGE}`);
   } else {
     console.error(error);
   }

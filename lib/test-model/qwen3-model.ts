@@ -33,8 +33,8 @@ export const DEFAULT_TEST_MODEL_SEED = 1;
 /** Alignment of tensor data in generated files, in bytes (also GGUF's default). */
 const TEST_MODEL_ALIGNMENT = 32;
 
-export type TestModelShapeName = 'tiny' | '0.6b';
-export const TEST_MODEL_SHAPE_NAMES: readonly TestModelShapeName[] = ['tiny', '0.6b'];
+export type TestModelShapeName = 'tiny' | 'tiny-q8' | '0.6b';
+export const TEST_MODEL_SHAPE_NAMES: readonly TestModelShapeName[] = ['tiny', 'tiny-q8', '0.6b'];
 
 export interface TestModelShape {
   name: TestModelShapeName;
@@ -73,6 +73,23 @@ export const TEST_MODEL_SHAPES: Readonly<Record<TestModelShapeName, TestModelSha
     rmsNormEpsilon: 1e-6,
     matrixType: GgmlType.F16,
     fileType: 1,
+  },
+  // Small, but Q8_0 with matrices wide enough for llama.cpp's AMX and VNNI quantized kernels,
+  // which F16 weights never reach.
+  'tiny-q8': {
+    name: 'tiny-q8',
+    blockCount: 2,
+    embeddingLength: 256,
+    headCount: 4,
+    headCountKv: 2,
+    headDim: 64,
+    feedForwardLength: 512,
+    contextLength: 4096,
+    vocabSize: QWEN3_VOCAB_SIZE,
+    ropeFreqBase: 1_000_000,
+    rmsNormEpsilon: 1e-6,
+    matrixType: GgmlType.Q8_0,
+    fileType: 7,
   },
   // The shape of Qwen3-0.6B and YuFeng-XGuard-Reason-0.6B, with an untied output matrix.
   '0.6b': {
