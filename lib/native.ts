@@ -149,8 +149,8 @@ export function loadAddon(): NativeAddon {
     const nodeGypBuild = require('node-gyp-build') as (root: string) => NativeAddon;
     addon = nodeGypBuild(PACKAGE_ROOT);
   } catch (error) {
-    // ERR_BACKEND comes from the addon itself: it loaded, but found no CPU backend it can use,
-    // and its message already says what to do.
+    // ERR_BACKEND comes from the addon itself. It loaded but found no CPU backend it can use,
+    // and its message already names the fix.
     if ((error as { code?: unknown }).code === 'ERR_BACKEND') {
       throw new XGuardError('ERR_NATIVE_ADDON', (error as Error).message, { cause: error });
     }

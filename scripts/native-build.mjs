@@ -23,7 +23,7 @@ function hasCommand(command, args = ['--version']) {
   return !result.error && result.status === 0;
 }
 
-/** The tools a source build needs that are not on PATH, as install hints; empty when all are. */
+/** Lists the tools a source build needs that are not on PATH, as install hints (empty when none is missing). */
 export function missingBuildTools() {
   const missing = [];
   if (!hasCommand('cmake')) {
@@ -34,6 +34,15 @@ export function missingBuildTools() {
   }
   if (!hasCommand('git')) {
     missing.push('git');
+  }
+
+  // GPU backends need their own compilers; finding that out here saves a long failed build.
+  const gpus = (process.env.XGUARD_GPU ?? '').toLowerCase();
+  if (gpus.includes('cuda') && !hasCommand(process.env.CUDACXX || 'nvcc')) {
+    missing.push('the CUDA toolkit with cuBLAS (nvcc on PATH, or CUDACXX set)');
+  }
+  if (gpus.includes('vulkan') && !hasCommand('glslc')) {
+    missing.push('the Vulkan SDK (glslc on PATH; Debian/Ubuntu: apt-get install libvulkan-dev glslc)');
   }
   return missing;
 }
@@ -57,7 +66,7 @@ export function cmakeDefinitionsFromEnv(env = process.env) {
 
   for (const argument of (env.XGUARD_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean)) {
     if (!argument.startsWith('-D') || !argument.includes('=')) {
-      throw new Error(`XGUARD_CMAKE_ARGS holds "${argument}"; give CMake definitions only, each as -DNAME=VALUE.`);
+      throw new Error(`XGUARD_CMAKE_ARGS contains the invalid argument "${argument}"; give CMake definitions only, each as -DNAME=VALUE.`);
     }
     definitions.push(`--CD${argument.slice(2)}`);
   }
@@ -90,7 +99,7 @@ export function runCmakeJs({ projectRoot, llamaDir, outDir, variants, rebuild = 
   return result.status ?? 1;
 }
 
-/** A digest of everything that shapes the native build, to tell a stale prebuild from a current one. */
+/** Hashes everything that shapes the native build, to tell a stale prebuild from a current one. */
 export function nativeSourceHash(projectRoot, llamaCommit) {
   const hash = createHash('sha256');
   hash.update(`llama.cpp ${llamaCommit}\n`);
@@ -109,12 +118,12 @@ export function nativeSourceHash(projectRoot, llamaCommit) {
   return hash.digest('hex');
 }
 
-/** The prebuild folder name node-gyp-build looks for on this machine: <platform>-<arch>. */
+/** Returns the prebuild folder name that node-gyp-build looks for on this machine: <platform>-<arch>. */
 export function prebuildFolderName() {
   return `${process.platform}-${process.arch}`;
 }
 
-/** The addon's file name in that folder, tagged the way node-gyp-build matches it. */
+/** Returns the addon's file name in that folder, tagged the way node-gyp-build matches it. */
 export function prebuildAddonName() {
   if (process.platform !== 'linux') {
     return 'xguard.napi.node';

@@ -28,7 +28,7 @@ function skipReason(): string | false {
   return false;
 }
 
-// The first row of C = A x B as tdpbssd computes it: A is 16 x 64 int8, B holds 16 rows of
+// The first row of C = A x B as tdpbssd computes it: A is 16 x 64 int8, and B has 16 rows of
 // 16 columns of 4 int8 values each.
 function expectedFirstRow(): number[] {
   const a = (row: number, col: number): number => ((row + col) % 7) - 3;
