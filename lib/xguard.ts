@@ -32,6 +32,7 @@ import {
   type LabelToken,
 } from './scoring.js';
 import { streamClassification } from './stream.js';
+import { systemInfo, type SystemInfo } from './system-info.js';
 import { ChatTemplate } from './template.js';
 import type {
   ClassifyDecision,
@@ -89,6 +90,11 @@ export class XGuard {
     this.#info = info;
     this.#addedTokens = model.addedTokens().map(({ id, text }) => ({ id, text }));
     this.#backend = { tokenizeText: (texts) => this.#model.tokenizeBatch(texts, false) };
+  }
+
+  /** Describes the loaded native build: its CPU backend variant and features, and its backends. */
+  static systemInfo(): SystemInfo {
+    return systemInfo();
   }
 
   /**

@@ -262,7 +262,7 @@ export function auditFile(file: string): FileAudit {
 /** Audits every binary in a prebuild folder. */
 export function auditFolder(folder: string): FileAudit[] {
   return readdirSync(folder)
-    .filter((name) => /\.(node|so|dll|dylib)$/.test(name))
+    .filter((name) => /\.(node|so|dll|dylib)$|\.so\.\d+$/.test(name))
     .sort()
     .map((name) => auditFile(path.join(folder, name)));
 }

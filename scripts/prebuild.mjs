@@ -11,7 +11,7 @@
 // build-prebuild/ and copies the results itself.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -91,6 +91,18 @@ for (const name of readdirSync(releaseDir).sort()) {
 }
 if (!copied.includes(prebuildAddonName())) {
   fail(`the build left no xguard.node in ${releaseDir}.`);
+}
+
+// The Linux CPU modules use OpenMP. libgomp is not installed everywhere (slim container
+// images lack it), so the prebuild carries the build machine's copy, which the modules find
+// through their $ORIGIN run path. GCC's runtime library exception allows shipping it.
+if (process.platform === 'linux') {
+  const ldd = spawnSync('ldd', [path.join(targetDir, 'libggml-cpu-x64.so')], { encoding: 'utf8' });
+  const libgomp = /libgomp\.so\.1 => (\S+)/.exec(ldd.stdout ?? '')?.[1];
+  if (libgomp !== undefined) {
+    copyFileSync(realpathSync(libgomp), path.join(targetDir, 'libgomp.so.1'));
+    copied.push('libgomp.so.1');
+  }
 }
 
 const cpuVariants = copied

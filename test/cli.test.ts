@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { PACKAGE_ROOT } from '../lib/native.js';
 import { systemInfo, type SystemInfo } from '../lib/system-info.js';
+import { XGuard } from '../lib/xguard.js';
 import type { ClassifyResult } from '../lib/types.js';
 import { tinyModelPath } from './helpers.js';
 
@@ -125,6 +126,7 @@ describe('xguard CLI', () => {
     const info = JSON.parse(run.stdout) as SystemInfo & { version: string };
     const direct = systemInfo();
     assert.equal(info.backendLoading, 'static');
+    assert.deepEqual(XGuard.systemInfo(), direct);
     assert.equal(info.cpuVariant, direct.cpuVariant);
     assert.deepEqual(info.cpuFeatures, direct.cpuFeatures);
     assert.deepEqual(info.backends.map((backend) => backend.name), ['CPU']);

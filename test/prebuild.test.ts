@@ -221,7 +221,7 @@ describe('prebuilt package', { skip: SKIP_REASON }, () => {
     }
 
     // The loader: the addon and llama.cpp's shared libraries, all at the x86-64 baseline.
-    for (const name of [prebuildAddonName(), 'libllama.so', 'libggml.so', 'libggml-base.so']) {
+    for (const name of [prebuildAddonName(), 'libllama.so', 'libggml.so', 'libggml-base.so', 'libgomp.so.1']) {
       assert.deepEqual(byVariant.get(name)?.used.map((use) => use.extension), [], `${name} must use no extension`);
     }
     const uses = (variant: string): IsaExtension[] => byVariant.get(variant)?.used.map((use) => use.extension) ?? [];
@@ -255,6 +255,7 @@ describe('prebuilt package', { skip: SKIP_REASON }, () => {
 
     const prebuildPrefix = `prebuilds/${prebuildFolderName()}/`;
     assert.ok(files.includes(`${prebuildPrefix}${prebuildAddonName()}`), 'the addon itself');
+    assert.ok(files.includes(`${prebuildPrefix}libgomp.so.1`), 'the OpenMP runtime the CPU modules use');
     for (const variant of ['x64', 'sse42', 'haswell', 'skylakex', 'sapphirerapids']) {
       assert.ok(files.includes(`${prebuildPrefix}libggml-cpu-${variant}.so`), `the ${variant} CPU variant`);
     }
@@ -306,6 +307,12 @@ describe('prebuilt package', { skip: SKIP_REASON }, () => {
     const gap = largestLogprobGap(best.scores, baseline.scores);
     assert.ok(gap < 0.05, `x64 and ${best.cpuVariant} differ by ${gap} in log p`);
     console.log(`# chosen variant here: ${best.cpuVariant}; largest |delta log p| against x64: ${gap.toFixed(4)}`);
+
+    // The CPU modules find OpenMP's runtime in the package, not in the system.
+    const installedPrebuild = path.join(installDir, 'node_modules', 'xguard-node', 'prebuilds', prebuildFolderName());
+    const ldd = run('ldd', [path.join(installedPrebuild, `libggml-cpu-${best.cpuVariant}.so`)]);
+    assert.equal(ldd.status, 0, describeFailure(ldd));
+    assert.ok(ldd.stdout.includes(`libgomp.so.1 => ${path.join(installedPrebuild, 'libgomp.so.1')}`), ldd.stdout);
 
     const cli = run(process.execPath, [path.join(installDir, 'node_modules', '.bin', 'xguard'), 'info'], { cwd: installDir, env: cleanEnv() });
     assert.equal(cli.status, 0, describeFailure(cli));
