@@ -8,15 +8,17 @@ import { XGuardError } from '../errors.js';
 import { PACKAGE_ROOT } from '../native.js';
 import { systemInfo } from '../system-info.js';
 import { CLASSIFY_USAGE, runClassify } from './classify.js';
+import { SERVE_USAGE, runServe } from './serve.js';
 
 const USAGE = `usage: xguard <command> [options]
 
 commands:
   classify [text]   judge a request (or a request and a response) and print its risk
+  serve             run the HTTP moderation server
   info              print the llama.cpp build's CPU features and backends
   version           print the package version
 
-Run \`xguard classify --help\` for the classify options.`;
+Run \`xguard <command> --help\` for the options of classify and serve.`;
 
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -28,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'classify':
       return runClassify(rest);
+    case 'serve':
+      return runServe(rest);
     case 'info': {
       const info = systemInfo();
       console.log(`xguard-node ${packageVersion()}`);
@@ -57,7 +61,8 @@ try {
   if (error instanceof XGuardError) {
     console.error(`xguard: ${error.message} (${error.code})`);
   } else if (error instanceof Error && (error as Error & { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    console.error(`xguard: ${error.message}\n\n${CLASSIFY_USAGE}`);
+    const usage = process.argv[2] === 'serve' ? SERVE_USAGE : CLASSIFY_USAGE;
+    console.error(`xguard: ${error.message}\n\n${usage}`);
   } else {
     console.error(error);
   }
