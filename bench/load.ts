@@ -5,8 +5,8 @@
 //        [-- --rounds N] [-- --rss-requests N] [-- --skip-rss] [-- --json]
 //
 // Throughput: the same client loop (bench/common.ts runPool, 8 clients) drives both paths, in
-// alternating passes (direct, HTTP, direct, HTTP, ...) so that a slower moment of this shared
-// machine hits both. The server runs as its own process, as in production; the direct guard
+// alternating passes (direct, HTTP, direct, HTTP, ...) so that a slow moment of a busy
+// machine hits both. The server runs as its own process, as in production. The direct guard
 // runs in this process with the same load options. Every request has its own short text
 // after the shared chat template, so each pass decodes the same amount of new tokens and no
 // pass reuses another pass's prompts.
@@ -94,10 +94,14 @@ async function postClassify(url: string, input: string): Promise<number> {
   return body.usage?.generatedTokens ?? 0;
 }
 
-async function residentMiB(url: string): Promise<number> {
+/** Reads the server's resident memory and V8 heap in use, in MiB, from its /metrics. */
+async function serverMemory(url: string): Promise<{ rssMiB: number; heapUsedMiB: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((entry) => entry.startsWith('process_resident_memory_bytes '));
-  return Number(line?.split(' ')[1]) / 2 ** 20;
+  const read = (name: string): number => {
+    const line = text.split('\n').find((entry) => entry.startsWith(`${name} `));
+    return Number(line?.split(' ')[1]) / 2 ** 20;
+  };
+  return { rssMiB: read('process_resident_memory_bytes'), heapUsedMiB: read('nodejs_heap_size_used_bytes') };
 }
 
 interface PassFigures extends ScenarioFigures {
@@ -131,7 +135,7 @@ async function measureThroughput(modelPath: string): Promise<{ passes: PassFigur
         log(`${pathName} round ${round + 1}: ${figures.requestsPerSecond.toFixed(2)} req/s, p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${(figures.p99Ms ?? Number.NaN).toFixed(1)} ms`);
       }
     }
-    return { passes, serverRssMiB: await residentMiB(server.url) };
+    return { passes, serverRssMiB: (await serverMemory(server.url)).rssMiB };
   } finally {
     await guard.close();
     const code = await server.stop();
@@ -148,7 +152,7 @@ function memoryMarks(total: number): number[] {
 }
 
 interface MemoryFigures {
-  samples: Array<{ requests: number; rssMiB: number }>;
+  samples: Array<{ requests: number; rssMiB: number; heapUsedMiB: number }>;
   requestsPerSecond: number;
 }
 
@@ -164,9 +168,9 @@ async function measureMemory(): Promise<MemoryFigures> {
       const figures = await runPool(items, CONCURRENCY, (index) => postClassify(server.url, inputText('rss', index)));
       busyMs += figures.wallMs;
       sent = mark;
-      const rssMiB = await residentMiB(server.url);
-      samples.push({ requests: mark, rssMiB });
-      log(`RSS after ${mark} requests: ${rssMiB.toFixed(0)} MiB`);
+      const memory = await serverMemory(server.url);
+      samples.push({ requests: mark, ...memory });
+      log(`after ${mark} requests: RSS ${memory.rssMiB.toFixed(0)} MiB, V8 heap used ${memory.heapUsedMiB.toFixed(0)} MiB`);
     }
     return { samples, requestsPerSecond: (sent * 1000) / busyMs };
   } finally {
