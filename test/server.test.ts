@@ -136,6 +136,34 @@ describe('HTTP server', () => {
     assert.equal(done.id, response.headers.get('x-request-id'));
   });
 
+  test('stream with reason-first', async () => {
+    const response = await send(`${url}/v1/classify`, { body: { input: 'hello', reasonFirst: true, maxNewTokens: 5, stream: true } });
+    assert.equal(response.status, 200, response.text);
+    const events = parseSse(response.text);
+    assert.equal(events.at(-1)?.event, 'done');
+    assert.equal(events.at(-2)?.event, 'decision');
+    assert.ok(events.slice(0, -2).every((event) => event.event === 'text'));
+
+    // Five tokens of a random model hold no closing explanation tag, so no label is found.
+    const done = events.at(-1)?.data;
+    assert.equal(done.label, null);
+    assert.deepEqual(done.riskScores, []);
+    assert.equal(done.decision, null);
+    assert.equal(events.at(-2)?.data.decision, null);
+  });
+
+  test('policy letters in results', async () => {
+    const policy = '- a: Prohibited Goods\n  - Selling items whose trade is restricted.';
+    const response = await send(`${url}/v1/classify`, { body: { input: 'Can I sell this?', policy } });
+    assert.equal(response.status, 200, response.text);
+    const added = response.json.riskScores.find((risk: { id: string }) => risk.id === 'a');
+    assert.equal(added?.category, 'Prohibited Goods');
+    assert.equal(response.json.riskScores.length, 30);
+
+    const reference = await direct.classify('Can I sell this?', { policy });
+    assertSameDistribution(labelLogprobs(response.json), labelLogprobs(reference));
+  });
+
   test('malformed JSON answers 400', async () => {
     const truncated = await send(`${url}/v1/classify`, { body: '{"input": "hel' });
     assertError(truncated, 400, 'ERR_INVALID_JSON', null);
