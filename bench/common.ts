@@ -72,6 +72,8 @@ export interface ScenarioFigures {
   requestsPerSecond: number;
   p50Ms: number;
   p95Ms: number;
+  /** Set by runPool. The decode-only limit does not measure it. */
+  p99Ms?: number;
   generatedTokens: number;
 }
 
@@ -123,6 +125,7 @@ export async function runPool<Item>(
     requestsPerSecond: (items.length * 1000) / wallMs,
     p50Ms: percentile(latencies, 0.5),
     p95Ms: percentile(latencies, 0.95),
+    p99Ms: percentile(latencies, 0.99),
     generatedTokens: generated,
   };
 }

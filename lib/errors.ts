@@ -11,6 +11,7 @@ export type XGuardErrorCode =
   | 'ERR_NATIVE_ADDON'
   | 'ERR_CONTEXT_CREATE'
   | 'ERR_CONTEXT_OVERFLOW'
+  | 'ERR_INPUT_TOO_LONG'
   | 'ERR_DECODE'
   | 'ERR_CLOSED'
   | 'ERR_QUEUE_FULL'

@@ -21,6 +21,8 @@ export { XGuardError } from './errors.js';
 export type { XGuardErrorCode } from './errors.js';
 export { RISK_CATEGORIES, LABEL_IDS, buildLabelMap } from './risk-map.js';
 export type { RiskCategory } from './risk-map.js';
+export { DEFAULT_THRESHOLDS, checkThresholds, decide, judgedTurnOf, parseThresholds } from './decide.js';
+export type { Decision, FlaggedCategory, JudgedTurn, Thresholds, TurnThresholds } from './decide.js';
 export { parsePolicy } from './policy.js';
 export type { PolicyCategory } from './policy.js';
 export { setLogger } from './logging.js';

@@ -47,6 +47,11 @@ export interface ClassifyOptions {
   signal?: AbortSignal;
   /** Rejects the request with ERR_TIMEOUT after this many milliseconds, queue time included. */
   timeoutMs?: number;
+  /**
+   * Rejects the request with ERR_INPUT_TOO_LONG before it is queued when its prompt (chat
+   * template, policy and messages) has more tokens than this.
+   */
+  maxInputTokens?: number;
 }
 
 export const DEFAULT_TOP_K = 10;
@@ -79,7 +84,7 @@ const LOAD_OPTION_NAMES = new Set([
   'contextSize', 'batchSize', 'threads', 'gpuLayers', 'useMmap', 'flashAttention', 'chatTemplate', 'onProgress',
   'parallel', 'maxQueue', 'prefixCacheEntries', 'prefixCacheCells',
 ]);
-const CLASSIFY_OPTION_NAMES = new Set(['policy', 'reasonFirst', 'explain', 'maxNewTokens', 'topK', 'signal', 'timeoutMs']);
+const CLASSIFY_OPTION_NAMES = new Set(['policy', 'reasonFirst', 'explain', 'maxNewTokens', 'topK', 'signal', 'timeoutMs', 'maxInputTokens']);
 export const DEFAULT_MAX_QUEUE = 1024;
 
 function checkKnownNames(kind: string, options: object, known: Set<string>): void {
@@ -144,6 +149,7 @@ export interface CheckedClassifyOptions {
   topK: number;
   signal: AbortSignal | undefined;
   timeoutMs: number | undefined;
+  maxInputTokens: number | undefined;
 }
 
 export function checkClassifyOptions(input: unknown): CheckedClassifyOptions {
@@ -161,6 +167,7 @@ export function checkClassifyOptions(input: unknown): CheckedClassifyOptions {
     throw new XGuardError('ERR_INVALID_OPTION', `Invalid signal ${describeValue(signal)}: expected an AbortSignal.`);
   }
   const timeoutMs = checkInteger('timeoutMs', options.timeoutMs, 1, 2 ** 31 - 1);
+  const maxInputTokens = checkInteger('maxInputTokens', options.maxInputTokens, 1, 1 << 20);
   const defaultTokens = reasonFirst ? DEFAULT_REASON_FIRST_TOKENS : DEFAULT_EXPLAIN_TOKENS;
   return {
     policy: options.policy,
@@ -170,5 +177,6 @@ export function checkClassifyOptions(input: unknown): CheckedClassifyOptions {
     topK,
     signal,
     timeoutMs,
+    maxInputTokens,
   };
 }

@@ -266,6 +266,12 @@ export class XGuard {
     }
     const { labels, tracked } = this.#labelsFor(checked.policy);
     const prompt = await this.formatPrompt(input, { policy: checked.policy, reasonFirst: checked.reasonFirst });
+    if (checked.maxInputTokens !== undefined && prompt.tokens.length > checked.maxInputTokens) {
+      throw new XGuardError(
+        'ERR_INPUT_TOO_LONG',
+        `The prompt has ${prompt.tokens.length} tokens, more than maxInputTokens ${checked.maxInputTokens} (the chat template and policy count too). Shorten the input or raise maxInputTokens.`,
+      );
+    }
     return { checked, labels, tracked, prompt, generate: checked.explain || checked.reasonFirst, started };
   }
 

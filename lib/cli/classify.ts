@@ -8,6 +8,7 @@ import { ensureTestModel } from '../test-model/cache.js';
 import type { ChatMessage } from '../conversation.js';
 import type { ClassifyOptions, LoadOptions } from '../options.js';
 import { XGuard } from '../xguard.js';
+import { parseInteger } from './args.js';
 import { formatResultTable } from './format.js';
 
 export const CLASSIFY_USAGE = `usage: xguard classify [text] [options]
@@ -29,17 +30,6 @@ options:
   --threads <n>           CPU threads (default: all)
   --json                  print the full result as JSON
   -h, --help              show this help`;
-
-function parseInteger(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) {
-    return undefined;
-  }
-  const number = Number(value);
-  if (!Number.isInteger(number)) {
-    throw new XGuardError('ERR_INVALID_OPTION', `Invalid --${name} ${JSON.stringify(value)}: expected an integer.`);
-  }
-  return number;
-}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

@@ -8,15 +8,17 @@ import { XGuardError } from '../errors.js';
 import { PACKAGE_ROOT } from '../native.js';
 import { CLASSIFY_USAGE, runClassify } from './classify.js';
 import { INFO_USAGE, runInfo } from './info.js';
+import { SERVE_USAGE, runServe } from './serve.js';
 
 const USAGE = `usage: xguard <command> [options]
 
 commands:
   classify [text]   judge a request (or a request and a response) and print its risk
+  serve             run the HTTP moderation server
   info              print the CPU backend variant in use, its features, and the backends
   version           print the package version
 
-Run \`xguard classify --help\` for the classify options.`;
+Run \`xguard <command> --help\` for the options of classify, serve and info.`;
 
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -28,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'classify':
       return runClassify(rest);
+    case 'serve':
+      return runServe(rest);
     case 'info':
       return runInfo(rest, packageVersion());
     case 'version':
@@ -52,7 +56,9 @@ try {
   if (error instanceof XGuardError) {
     console.error(`xguard: ${error.message} (${error.code})`);
   } else if (error instanceof Error && (error as Error & { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    console.error(`xguard: ${error.message}\n\n${process.argv[2] === 'info' ? INFO_USAGE : CLASSIFY_USAGE}`);
+    const usages: Record<string, string> = { serve: SERVE_USAGE, info: INFO_USAGE };
+    const usage = usages[process.argv[2] ?? ''] ?? CLASSIFY_USAGE;
+    console.error(`xguard: ${error.message}\n\n${usage}`);
   } else {
     console.error(error);
   }
