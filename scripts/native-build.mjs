@@ -42,7 +42,7 @@ export function missingBuildTools() {
     missing.push('the CUDA toolkit with cuBLAS (nvcc on PATH, or CUDACXX set)');
   }
   if (gpus.includes('vulkan') && !hasCommand('glslc')) {
-    missing.push('the Vulkan SDK (glslc on PATH; Debian/Ubuntu: apt-get install libvulkan-dev glslc)');
+    missing.push('the Vulkan SDK (glslc on PATH, and Vulkan headers with VK_EXT_layer_settings)');
   }
   return missing;
 }
