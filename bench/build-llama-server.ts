@@ -1,6 +1,6 @@
 // Builds llama-server from the vendored llama.cpp (or LLAMA_CPP_DIR) into bench/.build, with the
-// CPU flags the addon uses: native instructions without AMX (see CMakeLists.txt for why), and
-// no web UI download. Prints the binary's path. Used by bench/run.ts; not part of the package.
+// CPU flags the addon uses: native instructions, with gcc's AMX tile configuration fixed by
+// native/amx-tile-config.h (see CMakeLists.txt for why), and no web UI download. Prints the binary's path. Used by bench/run.ts; not part of the package.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -26,7 +26,8 @@ export async function ensureLlamaServer(log: (line: string) => void = (line) => 
     return LLAMA_SERVER;
   }
   const source = await ensureLlamaSource(log);
-  const noAmx = process.arch === 'x64' ? '-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' : '';
+  // The header is a no-op outside gcc builds with AMX, so it goes into every file.
+  const amxFix = process.arch === 'x64' ? `-include ${path.join(benchDir, '..', 'native', 'amx-tile-config.h')}` : '';
   log(`bench: building llama-server into ${buildDir} (several minutes)`);
   run('cmake', [
     '-S', source,
@@ -40,8 +41,8 @@ export async function ensureLlamaServer(log: (line: string) => void = (line) => 
     '-DLLAMA_USE_PREBUILT_UI=OFF',
     '-DLLAMA_OPENSSL=OFF',
     '-DGGML_NATIVE=ON',
-    `-DCMAKE_C_FLAGS=${noAmx}`,
-    `-DCMAKE_CXX_FLAGS=${noAmx}`,
+    `-DCMAKE_C_FLAGS=${amxFix}`,
+    `-DCMAKE_CXX_FLAGS=${amxFix}`,
   ]);
   run('cmake', ['--build', buildDir, '--target', 'llama-server', '-j', String(os.availableParallelism())]);
   return LLAMA_SERVER;
