@@ -132,6 +132,8 @@ export interface NativeAddon {
   ): Promise<NativeModel>;
   setLogger(callback: ((level: string, line: string) => void) | null, minLevel: number): void;
   systemInfo(): NativeSystemInfo;
+  /** Bytes the C heap has allocated and not freed, over every arena; null outside glibc 2.33+. */
+  heapInUse(): number | null;
 }
 
 /** The folder holding package.json, from lib/ (tsx) and from dist/ alike. */

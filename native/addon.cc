@@ -6,6 +6,7 @@
 #include "backends.h"
 #include "context.h"
 #include "errors.h"
+#include "heap.h"
 #include "log.h"
 #include "model.h"
 
@@ -45,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("setLogger", Napi::Function::New(env, SetLogger, "setLogger"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("heapInUse", Napi::Function::New(env, HeapInUse, "heapInUse"));
   return exports;
 }
 
