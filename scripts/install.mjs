@@ -31,14 +31,25 @@ function sourceBuildForced() {
 // Loads the addon in a child process, so a binary that crashes on this CPU cannot take the
 // install down with it. Returns the path that loaded, or why none did.
 function findLoadableAddon() {
-  const probe = `const b = require('node-gyp-build'); const p = b.resolve(${JSON.stringify(projectRoot)}); require(p); console.log(p);`;
+  const probe = [
+    'try {',
+    `  const p = require('node-gyp-build').resolve(${JSON.stringify(projectRoot)});`,
+    '  require(p);',
+    '  console.log(p);',
+    '} catch (error) {',
+    "  process.stderr.write(`XGUARD_PROBE_FAILED ${String(error?.message ?? error).split('\\n')[0]}\\n`);",
+    '  process.exit(1);',
+    '}',
+  ].join('\n');
   const result = spawnSync(process.execPath, ['-e', probe], { cwd: projectRoot, encoding: 'utf8' });
   if (result.status === 0) {
     return { path: result.stdout.trim() };
   }
-  const output = `${result.stderr ?? ''}`.trim().split('\n');
-  const reason = output.find((line) => /Error|error:/.test(line)) ?? output.at(-1) ?? `exit status ${result.status}, signal ${result.signal}`;
-  return { path: null, reason: reason.trim() };
+  if (result.signal !== null) {
+    return { path: null, reason: `the loader was killed by ${result.signal}` };
+  }
+  const reported = /XGUARD_PROBE_FAILED (.*)/.exec(result.stderr ?? '')?.[1];
+  return { path: null, reason: reported ?? `the loader exited with status ${result.status}` };
 }
 
 function checkBuildTools() {

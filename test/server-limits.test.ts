@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
+import { XGuardError } from '../lib/errors.js';
 import { buildApp } from '../lib/server/app.js';
 import { resolveServerOptions } from '../lib/server/options.js';
 import type { RunningServer } from '../lib/server/server.js';
@@ -116,6 +117,27 @@ describe('HTTP server limits', () => {
     assert.equal(pair.json.decision.turn, 'response');
     assert.deepEqual(pair.json.decision.flaggedCategories, []);
     assert.equal(pair.json.decision.flagged, true, 'anyRisk 0.001 should flag the summed risk');
+  });
+
+  test('moderations beyond queue capacity rejected', async () => {
+    // parallel 1 plus maxQueue 1: three texts could never all be queued, even on an idle server.
+    const response = await send(`${url}/v1/moderations`, { body: { input: ['a', 'b', 'c'] }, headers: AUTH });
+    const error = assertError(response, 400, 'ERR_INVALID_INPUT', 'input');
+    assert.match(error.message, /3 texts in one request, more than this server can queue at once \(2/);
+
+    const fits = await send(`${url}/v1/moderations`, { body: { input: ['a', 'b'] }, headers: AUTH });
+    assert.equal(fits.status, 200);
+  });
+
+  test('port in use rejected with a clear error', async () => {
+    const port = Number(new URL(url).port);
+    await assert.rejects(startTinyServer({ port }), (error: unknown) => {
+      assert.ok(error instanceof XGuardError);
+      assert.equal(error.code, 'ERR_INVALID_OPTION');
+      assert.match(error.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use \\(EADDRINUSE\\)`));
+      assert.match(error.message, /Choose another with --host or --port/);
+      return true;
+    });
   });
 });
 

@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 
+import { XGuardError } from '../errors.js';
 import { XGuard } from '../xguard.js';
 import { buildApp } from './app.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
@@ -51,7 +52,23 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
   const { app } = buildApp(state, options);
   const log = app.log;
 
-  await app.listen({ host: options.host, port: options.port });
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      const reason = { EADDRINUSE: 'is already in use', EACCES: 'needs privileges this process lacks', EADDRNOTAVAIL: 'is not an address of this machine' }[code];
+      throw new XGuardError(
+        'ERR_INVALID_OPTION',
+        `cannot listen on ${options.host}:${options.port}: the ${code === 'EADDRNOTAVAIL' ? 'host' : 'port'} ${reason} (${code}). Choose another with --host or --port.`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  if (options.apiKey === null && !['127.0.0.1', '::1', 'localhost'].includes(options.host)) {
+    log.warn({ host: options.host }, 'listening beyond loopback without an API key; set XGUARD_API_KEY or --api-key so that only your services can call it');
+  }
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;

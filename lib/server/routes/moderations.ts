@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { decide } from '../../decide.js';
 import type { ClassifyOptions } from '../../options.js';
 import type { ClassifyResult } from '../../types.js';
+import { HttpError } from '../http-error.js';
+import { DEFAULT_SERVER_MAX_QUEUE } from '../options.js';
 import { toModerationResult, type ModerationResponse } from '../moderation.js';
 import { readModerationBody } from '../request-body.js';
 import { recordClassification } from '../request-record.js';
@@ -18,6 +20,18 @@ export function registerModerationsRoute(app: FastifyInstance, context: RouteCon
     const guard = context.state.acceptRequest();
     const { inputs } = readModerationBody(request.body);
     request.xguard.input = inputs;
+
+    // All texts are queued at once, so more of them than the engine can hold would get 429
+    // on every retry. That is a request this server can never accept.
+    const capacity = guard.info.parallel + (context.options.load.maxQueue ?? DEFAULT_SERVER_MAX_QUEUE);
+    if (inputs.length > capacity) {
+      throw new HttpError(
+        400,
+        'ERR_INVALID_INPUT',
+        `Invalid input: ${inputs.length} texts in one request, more than this server can queue at once (${capacity}: --parallel plus --max-queue). Send fewer texts per request.`,
+        { param: 'input' },
+      );
+    }
 
     // The first failure cancels the other texts of the request, as does a disconnect.
     const batch = new AbortController();
