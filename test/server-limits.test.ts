@@ -56,7 +56,7 @@ describe('HTTP server limits', () => {
     const completed = guard.stats().completed;
     const response = await send(`${url}/v1/classify`, { body: { input: 'many words '.repeat(60) }, headers: AUTH });
     const error = assertError(response, 413, 'ERR_INPUT_TOO_LONG', 'input');
-    assert.match(error.message, /more than maxInputTokens 300/);
+    assert.match(error.message, /more than --max-input-tokens 300/);
     const moderation = await send(`${url}/v1/moderations`, { body: { input: ['short', 'many words '.repeat(60)] }, headers: AUTH });
     assertError(moderation, 413, 'ERR_INPUT_TOO_LONG', 'input');
     // The short text of the moderation request may have run; the long ones never reached the engine.
@@ -80,7 +80,7 @@ describe('HTTP server limits', () => {
     assert.ok(rejected.length >= 3, `only ${rejected.length} of 6 rejected with parallel 1 and maxQueue 1`);
     assert.ok(answered.length >= 2);
     for (const response of rejected) {
-      assert.match(assertError(response, 429, 'ERR_QUEUE_FULL', null).message, /maxQueue 1/);
+      assert.match(assertError(response, 429, 'ERR_QUEUE_FULL', null).message, /--max-queue 1/);
       const retryAfter = Number(response.headers.get('retry-after'));
       assert.ok(Number.isInteger(retryAfter), `Retry-After ${response.headers.get('retry-after')}`);
       assert.ok(retryAfter >= 1);

@@ -92,6 +92,19 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; code: string; message: 
 };
 
 /** Maps any error thrown while serving a request to the HttpError sent in response. */
+// Library options that a server operator sets as flags. The library's messages name the
+// option; a server's caller and operator know the flag.
+const OPTION_FLAGS: ReadonlyArray<[RegExp, string]> = [
+  [/\bmaxQueue\b/g, '--max-queue'],
+  [/\bmaxInputTokens\b/g, '--max-input-tokens'],
+  [/\bcontextSize\b/g, '--context-size'],
+  [/\btimeoutMs\b/g, '--timeout-ms'],
+];
+
+function withServerFlags(message: string): string {
+  return OPTION_FLAGS.reduce((text, [option, flag]) => text.replace(option, flag), message);
+}
+
 export function toHttpError(error: unknown, retryAfterSeconds: () => number): HttpError {
   if (error instanceof HttpError) {
     return error;
@@ -102,7 +115,7 @@ export function toHttpError(error: unknown, retryAfterSeconds: () => number): Ht
     if (status === 429 || status === 503) {
       headers['retry-after'] = String(retryAfterSeconds());
     }
-    return new HttpError(status, error.code, error.message, { param: LIBRARY_PARAM[error.code] ?? null, headers, cause: error });
+    return new HttpError(status, error.code, withServerFlags(error.message), { param: LIBRARY_PARAM[error.code] ?? null, headers, cause: error });
   }
 
   const framework = error as { code?: unknown; statusCode?: unknown; message?: unknown };
