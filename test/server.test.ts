@@ -171,6 +171,8 @@ describe('HTTP server', () => {
     assertError(empty, 400, 'ERR_INVALID_JSON', null);
     const text = await send(`${url}/v1/moderations`, { body: 'input=hello', headers: { 'content-type': 'text/plain' } });
     assertError(text, 415, 'ERR_UNSUPPORTED_MEDIA_TYPE', null);
+    const proto = await send(`${url}/v1/classify`, { body: '{"input": "hi", "__proto__": {"admin": true}}' });
+    assert.match(assertError(proto, 400, 'ERR_INVALID_JSON', null).message, /has a "__proto__" key, which the server rejects/);
   });
 
   test('wrong types answer 400', async () => {

@@ -73,7 +73,13 @@ const LIBRARY_PARAM: Partial<Record<XGuardErrorCode, string>> = {
 
 // Fastify's own errors that a client can cause, with the status and our code for each.
 const FRAMEWORK_ERRORS: Record<string, { status: number; code: string; message: string }> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'ERR_INVALID_JSON', message: 'The request body is not valid JSON. Send a JSON object.' },
+  // Fastify's parser also rejects "__proto__" keys, which could pollute prototypes, with this
+  // code and no way to tell the two cases apart.
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    status: 400,
+    code: 'ERR_INVALID_JSON',
+    message: 'The request body is not valid JSON, or it has a "__proto__" key, which the server rejects. Send a plain JSON object.',
+  },
   FST_ERR_CTP_EMPTY_JSON_BODY: {
     status: 400,
     code: 'ERR_INVALID_JSON',
