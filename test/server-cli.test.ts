@@ -140,6 +140,8 @@ describe('xguard serve', () => {
     const server = await serve(['--model', model]);
     const classified = await send(`${server.url}/v1/classify`, { body: { input: `please judge ${secret}` } });
     assert.equal(classified.status, 200);
+    const loaded = server.logs.find((line) => line.msg === 'model loaded; accepting requests');
+    assert.equal(loaded?.model, classified.json.model, 'the load log names the model as responses do');
     const moderated = await send(`${server.url}/v1/moderations`, { body: { input: [`and ${secret}`] } });
     assert.equal(moderated.status, 200);
     const invalid = await send(`${server.url}/v1/classify`, { body: { input: [{ role: 'system', content: secret }] } });

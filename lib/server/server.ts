@@ -90,7 +90,15 @@ export async function startServer(input: ServerOptions): Promise<RunningServer> 
       state.markReady(guard);
       const info = guard.info;
       log.info(
-        { loadMs: Math.round(performance.now() - loadStarted), model: info.name, contextSize: info.contextSize, parallel: info.parallel, threads: info.threads },
+        {
+          loadMs: Math.round(performance.now() - loadStarted),
+          // The same name /health and every response carry; the GGUF's own name beside it.
+          model: state.modelName,
+          modelMetadataName: info.name,
+          contextSize: info.contextSize,
+          parallel: info.parallel,
+          threads: info.threads,
+        },
         'model loaded; accepting requests',
       );
       return guard;
