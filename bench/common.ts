@@ -84,6 +84,27 @@ export interface SystemReport {
   notes: string[];
 }
 
+/** Maps each label id of a result to its log probability. */
+export function labelLogprobRecord(result: { riskScores: ReadonlyArray<{ id: string; score: number }> }): Record<string, number> {
+  return Object.fromEntries(result.riskScores.map((risk) => [risk.id, Math.log(risk.score)]));
+}
+
+/**
+ * Returns the largest |delta log p| between two label -> log probability maps, over the labels
+ * to which either side gives a probability of at least 1e-3.
+ */
+export function largestLogprobGap(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): number {
+  let largest = 0;
+  for (const id of Object.keys(a)) {
+    const x = a[id] ?? -Infinity;
+    const y = b[id] ?? -Infinity;
+    if (Math.exp(x) >= 1e-3 || Math.exp(y) >= 1e-3) {
+      largest = Math.max(largest, Math.abs(x - y));
+    }
+  }
+  return largest;
+}
+
 export function percentile(values: number[], fraction: number): number {
   if (values.length === 0) {
     return Number.NaN;

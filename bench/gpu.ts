@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 
 import { ensureTestModel } from '../lib/test-model/cache.js';
 import type { TestModelShapeName } from '../lib/test-model/qwen3-model.js';
+import { largestLogprobGap } from './common.js';
 import { BENCH_INPUTS } from './inputs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,18 +47,6 @@ interface Pass {
   gpuLayers: number;
   msPerRequest: number;
   results: Record<string, number>[];
-}
-
-function largestGap(a: Record<string, number>, b: Record<string, number>): number {
-  let largest = 0;
-  for (const id of Object.keys(a)) {
-    const x = a[id] ?? -Infinity;
-    const y = b[id] ?? -Infinity;
-    if (Math.exp(x) >= 1e-3 || Math.exp(y) >= 1e-3) {
-      largest = Math.max(largest, Math.abs(x - y));
-    }
-  }
-  return largest;
 }
 
 function topLabel(scores: Record<string, number>): string {
@@ -108,7 +97,7 @@ try {
   };
   const [cpu, gpu] = passes as [Pass, Pass];
 
-  const gaps = cpu.results.map((scores, i) => largestGap(scores, gpu.results[i] ?? {}));
+  const gaps = cpu.results.map((scores, i) => largestLogprobGap(scores, gpu.results[i] ?? {}));
   const labelChanges = cpu.results.filter((scores, i) => topLabel(scores) !== topLabel(gpu.results[i] ?? {})).length;
   for (const backend of info.backends) {
     console.log(`backend ${backend.name}: ${backend.devices.map((device) => `${device.description} (${device.type})`).join('; ') || 'no devices'}`);

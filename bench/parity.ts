@@ -9,7 +9,7 @@ import { ensureTestModel } from '../lib/test-model/cache.js';
 import type { TestModelShapeName } from '../lib/test-model/qwen3-model.js';
 import type { ClassifyResult } from '../lib/types.js';
 import { XGuard } from '../lib/xguard.js';
-import { loadPolicy, loadWorkload } from './common.js';
+import { labelLogprobRecord, largestLogprobGap, loadPolicy, loadWorkload } from './common.js';
 
 const shape = (process.argv[2] ?? 'tiny') as TestModelShapeName;
 const count = Number(process.argv[3] ?? 32);
@@ -19,15 +19,7 @@ const optionsOf = (entry: (typeof entries)[number]): { policy?: string } =>
   entry.policy === null ? {} : { policy: loadPolicy(entry.policy) };
 
 function largestGap(a: ClassifyResult, b: ClassifyResult): number {
-  const other = new Map(b.riskScores.map((risk) => [risk.id, risk.score]));
-  let largest = 0;
-  for (const risk of a.riskScores) {
-    const score = other.get(risk.id) ?? 0;
-    if (risk.score >= 1e-3 || score >= 1e-3) {
-      largest = Math.max(largest, Math.abs(Math.log(risk.score) - Math.log(score)));
-    }
-  }
-  return largest;
+  return largestLogprobGap(labelLogprobRecord(a), labelLogprobRecord(b));
 }
 
 // Cold: no prefix cache and one request at a time, so every prompt is decoded in full.

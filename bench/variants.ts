@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { ensureTestModel } from '../lib/test-model/cache.js';
 import { systemInfo } from '../lib/system-info.js';
 import { XGuard } from '../lib/xguard.js';
+import { percentile } from './common.js';
 import { BENCH_INPUTS } from './inputs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,11 +32,6 @@ interface VariantFigures {
   coldMs: number;
   cachedP50Ms: number;
   promptTokens: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)] as number;
 }
 
 // One variant, in this process: the addon was loaded with the variant's environment.
@@ -67,9 +63,9 @@ async function measureHere(runs: number, threads: number): Promise<Omit<VariantF
 
   return {
     loaded: systemInfo().cpuVariant,
-    promptTokensPerSecond: median(rates),
-    coldMs: median(coldMs),
-    cachedP50Ms: median(cachedMs),
+    promptTokensPerSecond: percentile(rates, 0.5),
+    coldMs: percentile(coldMs, 0.5),
+    cachedP50Ms: percentile(cachedMs, 0.5),
     promptTokens,
   };
 }

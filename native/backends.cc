@@ -82,7 +82,8 @@ std::string JoinVariants(const std::vector<std::string>& variants) {
 }
 
 #ifdef GGML_BACKEND_DL
-// The file of the shared object that holds `address` (the addon, or a loaded backend module).
+// Returns the file of the shared object that contains `address` (the addon, or a loaded backend
+// module).
 fs::path ModulePathOf(const void* address) {
 #ifdef _WIN32
   HMODULE module = nullptr;
@@ -201,7 +202,7 @@ std::string LoadBackends() {
 #ifdef GGML_BACKEND_DL
     LoadDynamicBackends();
 #else
-    // A source build registers its backends at link time; XGUARD_CPU_BUILD says how its CPU
+    // A source build registers its backends at link time. XGUARD_CPU_BUILD names how its CPU
     // backend was compiled.
     g_state.cpu_variant = XGUARD_CPU_BUILD;
 #endif

@@ -9,8 +9,8 @@
 
 namespace xguard {
 
-// Loads the backends once per process. Returns an empty string, or why no CPU backend could be
-// used; the addon refuses to load in that case, because a model load would fail later anyway.
+// Loads the backends once per process. Returns an empty string, or the reason no CPU backend
+// could be used. The addon then fails to load, because every model load would fail later anyway.
 std::string LoadBackends();
 
 // Adds the backend part of systemInfo(): how backends are loaded, the CPU variant in use, its

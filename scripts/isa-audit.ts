@@ -122,7 +122,7 @@ function encodingOf(bytes: number[]): 'legacy' | 'vex' | 'evex' | 'xop' {
   return 'legacy';
 }
 
-/** The extensions beyond x86-64's baseline (SSE2) that one instruction needs. */
+/** Lists the extensions beyond x86-64's baseline (SSE2) that one instruction needs. */
 export function extensionsOf(instruction: Instruction): Set<IsaExtension> {
   const needs = new Set<IsaExtension>();
   const encoding = encodingOf(instruction.bytes);
@@ -225,7 +225,7 @@ export interface FileAudit {
   violations: AuditFinding[];
 }
 
-/** The variant a prebuild file belongs to: its CPU level, or "loader" for everything else. */
+/** Returns the variant a prebuild file belongs to: its CPU level, or "loader" for every other file. */
 export function variantOfFile(name: string): string {
   return /^(?:lib)?ggml-cpu-(.+)\.(?:so|dll|dylib)$/.exec(name)?.[1] ?? 'loader';
 }

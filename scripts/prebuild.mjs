@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // `npm run prebuild`: the portable addon for this platform, in prebuilds/<platform>-<arch>/.
 //
-// The folder holds xguard.napi[.glibc|.musl].node (one N-API binary for every Node version from
-// 18 and for Electron), llama.cpp's shared libraries, one CPU backend module per
-// instruction-set level, any GPU backend asked for with XGUARD_GPU, and build-info.json.
-// node-gyp-build loads the .node file; native/backends.cc then picks the CPU module.
+// The folder contains xguard.napi[.glibc|.musl].node (one N-API binary for every Node version
+// from 18 and for Electron), llama.cpp's shared libraries, one CPU backend module per
+// instruction-set level, libgomp on Linux, any GPU backend requested with XGUARD_GPU, and
+// build-info.json. node-gyp-build loads the .node file, and native/backends.cc then picks the
+// CPU module.
 //
-// prebuildify follows the same layout but builds into build/Release, which would overwrite a
-// developer's native build, and has no cmake-js backend; so this script builds in
+// prebuildify follows the same layout, but it builds into build/Release, which would overwrite
+// a developer's native build, and it has no cmake-js backend. So this script builds in
 // build-prebuild/ and copies the results itself.
 
 import { spawnSync } from 'node:child_process';
@@ -41,10 +42,10 @@ function fail(message) {
 
 // Symbols are only for debugging; without them the package is several times smaller.
 function strip(file) {
-  const args = process.platform === 'darwin' ? ['-Sx', file] : ['--strip-unneeded', file];
   if (process.platform === 'win32') {
     return;
   }
+  const args = process.platform === 'darwin' ? ['-Sx', file] : ['--strip-unneeded', file];
   const result = spawnSync('strip', args, { encoding: 'utf8' });
   if (result.error || result.status !== 0) {
     log(`left ${path.basename(file)} unstripped (strip: ${result.error?.message ?? result.stderr.trim()})`);
